@@ -1,0 +1,36 @@
+# Two entry points for a newcomer: `make demo` (web app on localhost) and `make test`.
+# Everything the project needs is installed from here, into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.oldphoto-installed
+
+.PHONY: test demo install lint clean system-deps
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU build of torch from the machine's wheel cache; CUDA users may install their own first.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[app,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# System packages some tests need (browser, GIMP root): one script per need in tests/setup/.
+# Each script is idempotent and prints why it skips when the machine does not allow it.
+system-deps:
+	@for s in tests/setup/*.sh; do [ -e "$$s" ] || continue; bash "$$s" || exit 1; done
+
+test: $(STAMP) system-deps
+	$(PY) -m ruff check core tests gimp_plugin gradio_app hf_space benchmarks
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(PY) -m oldphoto.cli demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check core tests gimp_plugin gradio_app hf_space benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info core/*.egg-info .pytest_cache

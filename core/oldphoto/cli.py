@@ -1,0 +1,56 @@
+"""Command line: ``oldphoto restore ...`` plus subcommands contributed by other modules."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Subcommands living in their own modules; each module has ``add_parser(subparsers)`` which
+# registers its parser and sets ``func`` (taking the parsed args, returning an exit status).
+PLUGINS = {
+    "weights": "oldphoto.weights_cli",
+    "gimp": "oldphoto.gimp_cli",
+    "worker": "oldphoto.bridge",
+    "demo": "oldphoto_gradio.cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="oldphoto", description="Restore damaged old photos.")
+    parser.add_argument("--version", action="version", version=f"oldphoto {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from .restore_cli import add_parser as add_restore
+
+    add_restore(sub)
+    for name, module in PLUGINS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            missing = exc
+
+            def unavailable(args, _name=name, _exc=missing) -> int:
+                print(f"oldphoto {_name}: not available in this installation ({_exc}).", file=sys.stderr)
+                return 2
+
+            p = sub.add_parser(name, help=f"(unavailable: {missing})")
+            p.set_defaults(func=unavailable)
+            continue
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

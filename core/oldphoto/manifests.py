@@ -1,0 +1,57 @@
+"""Checkpoint manifests: the exact tensor names, shapes and dtypes of each official checkpoint.
+
+They ship inside the package (copied from the reference set) so that weights can be verified by
+structure even where no sha256 is known, and so that tests can build seeded weights anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+COMPONENT_MANIFESTS = {
+    "detection_unet": "detection_FT_Epoch_latest.json",
+    "vae_a_quality": "VAE_A_quality_G.json",
+    "vae_b_quality": "VAE_B_quality_G.json",
+    "vae_b_scratch": "VAE_B_scratch_G.json",
+    "mapping_quality": "mapping_quality.json",
+    "mapping_scratch": "mapping_scratch.json",
+    "mapping_patch_attention": "mapping_Patch_Attention.json",
+    "face_gen_256": "Setting_9_epoch_100.json",
+    "face_gen_512": "FaceSR_512.json",
+    "retinaface_resnet50": "retinaface_resnet50_2020-07-20.json",
+}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    file: str
+    tensors: tuple[tuple[str, tuple[int, ...], str], ...]
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {n: s for n, s, _ in self.tensors}
+
+
+def _parse(name: str, data: dict) -> Manifest:
+    tensors = tuple((t[0], tuple(int(v) for v in t[1]), str(t[2])) for t in data["tensors"])
+    return Manifest(name=name, file=str(data.get("file", name)), tensors=tensors)
+
+
+@lru_cache(maxsize=None)
+def load_manifest(component: str) -> Manifest:
+    """Manifest of a component name as used in weights.json (e.g. ``"mapping_scratch"``)."""
+    try:
+        fname = COMPONENT_MANIFESTS[component]
+    except KeyError:
+        raise KeyError(f"unknown component {component!r}; known: {sorted(COMPONENT_MANIFESTS)}") from None
+    text = resources.files("oldphoto").joinpath("manifests", fname).read_text(encoding="utf-8")
+    return _parse(component, json.loads(text))
+
+
+def load_manifest_file(path: str | Path) -> Manifest:
+    path = Path(path)
+    return _parse(path.stem, json.loads(path.read_text(encoding="utf-8")))

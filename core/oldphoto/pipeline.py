@@ -1,0 +1,204 @@
+"""The public API: one :class:`Restorer` that holds the networks and runs the whole pipeline.
+
+Stages (paper §3, official ``run.py``): scratch detection (optional) -> global restoration in latent
+space -> face detection, alignment, enhancement and blending (optional). Networks are loaded on first
+use and kept, so a GUI or a worker process pays the load once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import imageio
+from .device import resolve_device
+from .errors import Cancelled, InputError
+from .weights import load_state_dict
+
+ProgressFn = Callable[[float, str], None]
+"""``progress(fraction, message)``; fraction in [0, 1]. It may raise :class:`Cancelled` to stop."""
+
+Scratches = Literal["none", "auto"]
+
+
+@dataclass
+class RestoreResult:
+    """Restored photo plus the intermediates the UIs show."""
+
+    image: Image.Image
+    """Final RGB result at the input photo's size."""
+    global_image: Image.Image
+    """Global-stage result at the processing size (before face enhancement)."""
+    processed_input: Image.Image
+    """The RGB image the networks saw (resized to the network's multiple of 4 or 16)."""
+    mask: np.ndarray | None = None
+    """Bool HxW scratch mask at the processing size (None in quality mode)."""
+    mask_source: Literal["none", "detected", "user"] = "none"
+    faces: list[Any] = field(default_factory=list)
+    """One ``oldphoto.stages.faces.FaceResult`` per enhanced face, in blending order."""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Restorer:
+    """Restore old photos with the official networks.
+
+    ``device``: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    ``weights_dir``: a folder of ``<component>.safetensors`` files used instead of the Hub.
+    """
+
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        weights_dir: str | os.PathLike | None = None,
+        weights_loader: Callable[[str], dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.weights_dir = weights_dir
+        self._loader = weights_loader or (lambda c: load_state_dict(c, weights_dir=self.weights_dir))
+        self._nets: dict[str, torch.nn.Module] = {}
+        self._lock = threading.Lock()
+
+    # -- model cache -----------------------------------------------------------------------------
+    def net(self, component: str) -> torch.nn.Module:
+        """The network for a weights component, built and loaded (strictly) on first use."""
+        with self._lock:
+            net = self._nets.get(component)
+            if net is None:
+                from .nets import build
+
+                net = build(component)
+                net.load_state_dict(self._loader(component), strict=True)
+                net.eval().requires_grad_(False).to(self.device)
+                self._nets[component] = net
+            return net
+
+    def components_for(self, *, scratches: bool, hr: bool, faces: bool) -> list[str]:
+        """Weights a run needs, so that downloads fetch only those."""
+        from .stages.restore import components_for_mode
+
+        comps = ["detection_unet"] if scratches else []
+        comps += components_for_mode(restore_mode(scratches, hr))
+        if faces:
+            comps += ["retinaface_resnet50", "face_gen_512" if hr else "face_gen_256"]
+        return comps
+
+    def preload(self, *, scratches: bool = False, hr: bool = False, faces: bool = True) -> None:
+        for c in self.components_for(scratches=scratches, hr=hr, faces=faces):
+            self.net(c)
+
+    # -- the pipeline ---------------------------------------------------------------------------
+    def restore(
+        self,
+        image: Image.Image | np.ndarray | str | os.PathLike | bytes,
+        *,
+        scratches: Scratches = "none",
+        mask: Image.Image | np.ndarray | str | os.PathLike | None = None,
+        hr: bool = False,
+        faces: bool = True,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RestoreResult:
+        """Restore one photo.
+
+        ``scratches="auto"`` detects damage with the U-Net; passing ``mask`` (any size with the
+        photo's aspect ratio; 0/255, 0/1 or bool; white = damage) uses it instead of detection.
+        ``hr`` selects the high-resolution scratch model (patch attention) and 512 px faces; like the
+        official code it only changes the global stage when scratches are handled.
+        """
+        from .stages import detect, restore as restore_stage
+
+        if scratches not in ("none", "auto"):
+            raise InputError(f"scratches must be 'none' or 'auto', not {scratches!r}.")
+        timings: dict[str, float] = {}
+        use_mask = mask is not None or scratches == "auto"
+        mode = restore_mode(use_mask, hr)
+        plan = (["detect"] if scratches == "auto" and mask is None else []) + ["restore"] + (["faces"] if faces else [])
+        weights = {"detect": 0.2, "restore": 0.5, "faces": 0.3}
+        total = sum(weights[s] for s in plan)
+        done = 0.0
+
+        def report(stage: str, frac: float, msg: str) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if progress is not None:
+                progress(min(1.0, (done + weights[stage] * frac) / total), msg)
+
+        photo = imageio.load_rgb(image)
+        orig_size = photo.size
+        report(plan[0], 0.0, "Preparing")
+
+        mask_arr: np.ndarray | None = None
+        mask_source: Literal["none", "detected", "user"] = "none"
+        with torch.inference_mode():
+            if use_mask:
+                t = time.perf_counter()
+                processed = detect.resize_full_size(photo)
+                if mask is not None:
+                    mask_arr = imageio.load_mask(mask, processed.size)
+                    mask_source = "user"
+                else:
+                    report("detect", 0.1, "Detecting scratches")
+                    mask_arr = detect.detect_mask(self.net("detection_unet"), processed, device=self.device)
+                    mask_source = "detected"
+                    timings["detect"] = time.perf_counter() - t
+                    done += weights["detect"]
+            else:
+                processed = restore_stage.resize_quality(photo)
+
+            report("restore", 0.05, "Restoring (global)")
+            t = time.perf_counter()
+            out = restore_stage.restore(
+                processed, mask_arr, mode=mode, net=self.net, device=self.device
+            )
+            global_img = restore_stage.to_image(out)
+            timings["restore"] = time.perf_counter() - t
+            done += weights["restore"]
+
+            face_results: list[Any] = []
+            final = global_img
+            if faces:
+                from .stages import faces as face_stage
+
+                t = time.perf_counter()
+                report("faces", 0.05, "Looking for faces")
+                final_arr, face_results = face_stage.enhance_faces(
+                    np.asarray(global_img),
+                    detector=self.net("retinaface_resnet50"),
+                    generator=self.net("face_gen_512" if hr else "face_gen_256"),
+                    size=512 if hr else 256,
+                    device=self.device,
+                    progress=lambda f, m: report("faces", f, m),
+                )
+                final = Image.fromarray(final_arr, "RGB")
+                timings["faces"] = time.perf_counter() - t
+                done += weights["faces"]
+
+        if final.size != orig_size:
+            final = final.resize(orig_size, Image.LANCZOS)
+        if progress is not None:
+            progress(1.0, "Done")
+        return RestoreResult(
+            image=final,
+            global_image=global_img,
+            processed_input=processed,
+            mask=mask_arr,
+            mask_source=mask_source,
+            faces=face_results,
+            timings=timings,
+        )
+
+
+def restore_mode(use_mask: bool, hr: bool) -> Literal["quality", "scratch", "hr"]:
+    """Official run.py: ``--HR`` without scratches leaves the global stage in quality mode."""
+    if not use_mask:
+        return "quality"
+    return "hr" if hr else "scratch"
