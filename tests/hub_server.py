@@ -206,6 +206,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        try:
+            self._route()
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up: fine for a test server
+            self.close_connection = True
+
+    def _route(self) -> None:
         path = urlsplit(self.path).path
         self.hub.requests.append((self.command, unquote(path)))
         failure = self.hub._take_failure(self.command, unquote(path))

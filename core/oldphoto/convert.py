@@ -10,7 +10,6 @@ Maintainers then upload the files with :func:`publish`, which records the new pi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,9 @@ import torch
 
 from .errors import WeightsError
 from .manifests import load_manifest
+from .weights import sha256_file
+
+__all__ = ["Converted", "convert", "convert_file", "fetch_upstream", "load_checkpoint", "publish", "sha256_file"]
 
 log = logging.getLogger("oldphoto.weights")
 
@@ -45,14 +47,6 @@ class Converted:
     sha256: str
     size: int
     source: str
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def safetensors_metadata(component: str) -> dict[str, str]:
@@ -207,14 +201,15 @@ def _candidates(component: str) -> list[str]:
 
 
 def guess_component(path: str | os.PathLike) -> str | None:
-    """Component whose official path ends like ``path`` (``.../mapping_scratch/latest_net_G.pth``)."""
+    """Component whose official path ends like ``path``: the last folder and file name suffice
+    (``.../VAE_B_quality/latest_net_G.pth``), as every official checkpoint sits in its own folder."""
     from .weights import registry
 
-    p = Path(path).as_posix()
+    tail = "/".join(Path(path).parts[-2:])
     for name in registry().components:
-        for cand in _candidates(name):
-            if p == cand or p.endswith("/" + cand):
-                return name
+        parts = registry().components[name].upstream.path.split("/")
+        if tail == "/".join(parts[-2:]) or (len(parts) == 1 and Path(path).name == parts[0]):
+            return name
     return None
 
 
@@ -375,6 +370,7 @@ def fetch_upstream(
                 url = f"{base_url.rstrip('/')}/{arch}" if base_url else info["url"]
                 local = Path(archives_dir if archives_dir else tmp) / arch
                 log.warning("downloading %s from %s", arch, url)
+                local.parent.mkdir(parents=True, exist_ok=True)
                 _download(url, local)
             prefix = info.get("sha256_prefix")
             if prefix and not sha256_file(local).startswith(prefix):

@@ -20,6 +20,7 @@ after import.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -28,11 +29,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import WeightsError
 from .manifests import load_manifest
+
+if TYPE_CHECKING:  # torch is imported lazily: `oldphoto weights download` never needs it
+    import torch
 
 log = logging.getLogger("oldphoto.weights")
 
@@ -210,10 +213,16 @@ def _weights_dir(weights_dir: str | os.PathLike | None) -> Path | None:
 _VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a file, remembered per (real path, size, mtime) so a long-lived process hashes once."""
-    from .convert import sha256_file
-
     real = os.path.realpath(path)
     st = os.stat(real)
     key = (real, st.st_size, st.st_mtime_ns)
