@@ -14,6 +14,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` initialised to zeros: every weight comes from a checkpoint, and torch's random
+    kaiming init of the 92 M generator values would cost seconds per build for nothing."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
 class SNConv2d(nn.Module):
     """Conv2d with spectral normalisation as stored by ``torch.nn.utils.spectral_norm`` (SPEC c).
 
@@ -29,10 +39,9 @@ class SNConv2d(nn.Module):
             self.bias = nn.Parameter(torch.zeros(cout))
         else:
             self.register_parameter("bias", None)
-        self.weight_orig = nn.Parameter(torch.empty(cout, cin, kernel, kernel))
+        self.weight_orig = nn.Parameter(torch.zeros(cout, cin, kernel, kernel))  # loaded from a checkpoint
         self.register_buffer("weight_u", torch.zeros(cout))
         self.register_buffer("weight_v", torch.zeros(cin * kernel * kernel))
-        nn.init.kaiming_uniform_(self.weight_orig)
 
     def effective_weight(self) -> Tensor:
         # Same operations as torch's SpectralNorm.compute_weight in eval (mv, dot, divide).
@@ -75,9 +84,9 @@ class SPADE(nn.Module):
     def __init__(self, channels: int, label_nc: int = 3, hidden: int = 128) -> None:
         super().__init__()
         self.param_free_norm = FrozenBatchNorm(channels)
-        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, 3, padding=1), nn.ReLU())
-        self.mlp_gamma = nn.Conv2d(hidden, channels, 3, padding=1)
-        self.mlp_beta = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.mlp_shared = nn.Sequential(Conv2d(label_nc, hidden, 3, padding=1), nn.ReLU())
+        self.mlp_gamma = Conv2d(hidden, channels, 3, padding=1)
+        self.mlp_beta = Conv2d(hidden, channels, 3, padding=1)
 
     def forward(self, x: Tensor, degraded: Tensor) -> Tensor:
         normalized = self.param_free_norm(x)
@@ -128,7 +137,7 @@ class SPADEGenerator(nn.Module):
             raise ValueError(f"face generator size must be a multiple of 32, got {size}")
         self.size = size
         self.latent_hw = size // 32
-        self.fc = nn.Conv2d(3, 16 * ngf, 3, padding=1)
+        self.fc = Conv2d(3, 16 * ngf, 3, padding=1)
         self.head_0 = SPADEResnetBlock(16 * ngf, 16 * ngf)
         self.G_middle_0 = SPADEResnetBlock(16 * ngf, 16 * ngf)
         self.G_middle_1 = SPADEResnetBlock(16 * ngf, 16 * ngf)
@@ -136,7 +145,7 @@ class SPADEGenerator(nn.Module):
         self.up_1 = SPADEResnetBlock(8 * ngf, 4 * ngf)
         self.up_2 = SPADEResnetBlock(4 * ngf, 2 * ngf)
         self.up_3 = SPADEResnetBlock(2 * ngf, 1 * ngf)
-        self.conv_img = nn.Conv2d(ngf, 3, 3, padding=1)
+        self.conv_img = Conv2d(ngf, 3, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.run(x)

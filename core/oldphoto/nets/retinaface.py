@@ -18,6 +18,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` initialised to zeros: the weights always come from a checkpoint, so torch's
+    random init (about a second for 27 M values on a small CPU) would be wasted."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
 class Bottleneck(nn.Module):
     """torchvision ResNet-50 v1.5 bottleneck (stride on the 3x3 conv), eval batch norm."""
 
@@ -25,14 +35,14 @@ class Bottleneck(nn.Module):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: bool = False) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.conv1 = Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.conv3 = Conv2d(planes, planes * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
         self.downsample = (
-            nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride=stride, bias=False), nn.BatchNorm2d(planes * 4))
+            nn.Sequential(Conv2d(inplanes, planes * 4, 1, stride=stride, bias=False), nn.BatchNorm2d(planes * 4))
             if downsample
             else None
         )
@@ -53,7 +63,7 @@ class ResNet50Body(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.conv1 = Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.layer1 = self._layer(64, 64, 3, 1)
         self.layer2 = self._layer(256, 128, 4, 2)
@@ -80,7 +90,7 @@ def conv_bn(cin: int, cout: int, kernel: int, relu: bool) -> nn.Sequential:
 
     The package uses LeakyReLU with slope 0 (out_channels 256 > 64), i.e. a plain ReLU.
     """
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout)]
+    layers: list[nn.Module] = [Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout)]
     if relu:
         layers.append(nn.ReLU())
     return nn.Sequential(*layers)
@@ -134,7 +144,7 @@ class _Head(nn.Module):
     def __init__(self, cin: int, per_anchor: int, anchors: int = 2) -> None:
         super().__init__()
         self.per_anchor = per_anchor
-        self.conv1x1 = nn.Conv2d(cin, anchors * per_anchor, 1)
+        self.conv1x1 = Conv2d(cin, anchors * per_anchor, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv1x1(x).permute(0, 2, 3, 1).contiguous()

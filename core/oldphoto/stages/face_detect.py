@@ -63,7 +63,7 @@ def resized_size(height: int, width: int, max_size: int = MAX_SIZE) -> tuple[int
 
 def preprocess(image: np.ndarray, max_size: int = MAX_SIZE) -> Tensor:
     """H x W x 3 uint8 RGB -> 1 x 3 x h x w float32, resized (longest side ``max_size``), normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(torch.float32)
+    x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None]  # a copy: input may be read-only
     h, w = resized_size(image.shape[0], image.shape[1], max_size)
     if (h, w) != tuple(image.shape[:2]):
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
