@@ -150,5 +150,12 @@ def load_mask(src, size: tuple[int, int]) -> np.ndarray:
                 f"The mask is {mw}x{mh} but the photo is {w}x{h}; the mask must have the photo's size "
                 "(or the same aspect ratio)."
             )
-        m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+        m = resize_mask(m, size)
     return m
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a bool mask to ``size`` = (W, H): damage stays binary."""
+    if mask.shape == (size[1], size[0]):
+        return mask
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 127

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -41,7 +41,7 @@ def _parse(name: str, data: dict) -> Manifest:
     return Manifest(name=name, file=str(data.get("file", name)), tensors=tensors)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_manifest(component: str) -> Manifest:
     """Manifest of a component name as used in weights.json (e.g. ``"mapping_scratch"``)."""
     try:

@@ -114,7 +114,8 @@ class Restorer:
         ``hr`` selects the high-resolution scratch model (patch attention) and 512 px faces; like the
         official code it only changes the global stage when scratches are handled.
         """
-        from .stages import detect, restore as restore_stage
+        from .stages import detect
+        from .stages import restore as restore_stage
 
         if scratches not in ("none", "auto"):
             raise InputError(f"scratches must be 'none' or 'auto', not {scratches!r}.")
@@ -143,7 +144,10 @@ class Restorer:
                 t = time.perf_counter()
                 processed = detect.resize_full_size(photo)
                 if mask is not None:
-                    mask_arr = imageio.load_mask(mask, processed.size)
+                    # the mask belongs to the photo as given; follow it through the resize to 16
+                    mask_arr = imageio.load_mask(mask, orig_size)
+                    if processed.size != orig_size:
+                        mask_arr = imageio.resize_mask(mask_arr, processed.size)
                     mask_source = "user"
                 else:
                     report("detect", 0.1, "Detecting scratches")

@@ -1,0 +1,42 @@
+"""Networks, one module per official network; attribute names equal the checkpoint tensor names.
+
+``build(component)`` constructs the (unloaded) network for a weights component of weights.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+
+def _global_builders() -> dict[str, Callable[[], nn.Module]]:
+    from .mapping import MappingPatchAttention, MappingQuality, MappingScratch
+    from .unet import ScratchUNet
+    from .vae import VAEGenerator
+
+    return {
+        "detection_unet": ScratchUNet,
+        "vae_a_quality": VAEGenerator,
+        "vae_b_quality": VAEGenerator,
+        "vae_b_scratch": VAEGenerator,
+        "mapping_quality": MappingQuality,
+        "mapping_scratch": MappingScratch,
+        "mapping_patch_attention": MappingPatchAttention,
+    }
+
+
+def _face_builders() -> dict[str, Callable[[], nn.Module]]:
+    try:
+        from .faces_registry import FACE_BUILDERS
+    except ImportError:
+        return {}
+    return dict(FACE_BUILDERS)
+
+
+def build(component: str) -> nn.Module:
+    builders = {**_global_builders(), **_face_builders()}
+    try:
+        return builders[component]()
+    except KeyError:
+        raise KeyError(f"no network for component {component!r}") from None

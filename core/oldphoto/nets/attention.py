@@ -1,0 +1,138 @@
+"""The two attention blocks of the scratch and HR mapping networks (global SPEC §7).
+
+Both are computed in blocks of query rows so that memory stays linear in the number of latent
+positions: the official code materialises an N x N correlation matrix plus an N x N copy of the mask
+(N = H*W/16), which exhausts memory above ~640 px. Every row of the attention is independent
+(softmax, masking and L1 renormalisation all act along the key axis), so row blocks give the same
+result as the full matrix up to float32 summation order.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import ResnetBlock
+
+# Bytes of scratch memory one attention block may use for its (rows x keys) float32 matrix.
+DEFAULT_BLOCK_BYTES = 256 * 2**20
+
+
+def rows_per_block(n_keys: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
+    """How many query rows fit in ``block_bytes`` (two live rows x keys float32 buffers)."""
+    return max(1, block_bytes // max(1, 8 * n_keys))
+
+
+def hole_mask_bilinear(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of the full-resolution 0/1 mask, then every value > 0 set to 1 (SPEC §7.1/7.2)."""
+    m = F.interpolate(mask, size, mode="bilinear", align_corners=False)
+    return (m > 0).to(mask.dtype)
+
+
+def valid_keys(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """V of SPEC §7.1 step 3: 1 where a latent position may serve as a key, 0 in holes.
+
+    Mixes a bilinear (2x2 sampled, any touch -> hole) and a nearest (top-left pixel) resampling,
+    exactly as the official block does.
+    """
+    b = 1 - hole_mask_bilinear(mask, size)
+    nn_ = F.interpolate(1 - mask, size, mode="nearest")
+    return b * nn_
+
+
+class NonLocalBlock2DWithMaskRes(nn.Module):
+    """Partial non-local block (scratch mode; SPEC §7.1, paper §3.3 "partial nonlocal block").
+
+    Attention only reads from positions outside the scratches; hole positions take the attended
+    feature, others keep their input ("combine" fusion).
+    """
+
+    def __init__(self, channels: int = 512) -> None:
+        super().__init__()
+        self.g = nn.Conv2d(channels, channels, 1)
+        self.theta = nn.Conv2d(channels, channels, 1)
+        self.phi = nn.Conv2d(channels, channels, 1)
+        self.W = nn.Conv2d(channels, channels, 1)
+        self.res_block = nn.Sequential(ResnetBlock(channels), ResnetBlock(channels), ResnetBlock(channels))
+        self.block_bytes = DEFAULT_BLOCK_BYTES
+
+    def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """y = L1-normalise(softmax(theta phi^T) * V) @ g, computed in query-row blocks."""
+        b, c, h, w = x.shape
+        n = h * w
+        g = self.g(x).reshape(c, n).t()  # (N, C)
+        theta = self.theta(x).reshape(c, n).t()  # (N, C)
+        phi = self.phi(x).reshape(c, n)  # (C, N)
+        vk = v.reshape(1, n)
+        y = torch.empty(n, c, dtype=x.dtype, device=x.device)
+        step = rows_per_block(n, self.block_bytes)
+        for s in range(0, n, step):
+            f = torch.matmul(theta[s : s + step], phi)
+            f = torch.softmax(f, dim=1)
+            f.mul_(vk)
+            f = F.normalize(f, p=1, dim=1)
+            y[s : s + step] = torch.matmul(f, g)
+            del f
+        return y.t().reshape(b, c, h, w)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != 1:
+            raise ValueError("the non-local block runs on one image at a time")
+        v = valid_keys(mask, x.shape[2:])
+        wy = self.res_block(self.W(self.attend(x, v)))
+        return v * x + (1 - v) * wy
+
+
+class PatchAttention(nn.Module):
+    """HR multi-scale patch attention ``Patch_Attention_4`` via its ``inference_forward`` (SPEC §7.2).
+
+    Patches mostly covered by holes (mean > 0.6) are replaced by their most similar (cosine) intact
+    patch, then ``F_Combine`` fuses the block input, the composed map and the hole mask.
+    """
+
+    def __init__(self, channels: int = 512, patch_size: int = 4) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.res_block = nn.Sequential(ResnetBlock(channels))
+        self.F_Combine = nn.Conv2d(2 * channels + 1, channels, 3, padding=1)
+        self.block_bytes = DEFAULT_BLOCK_BYTES
+
+    def compose(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        p = self.patch_size
+        h, w = x.shape[2:]
+        m_unf = F.unfold(m, kernel_size=p, stride=p)  # (1, p*p, L)
+        query = (m_unf.mean(dim=1)[0] > 0.6)  # (L,)
+        q_idx = torch.nonzero(query, as_tuple=True)[0]
+        if q_idx.numel() == 0:
+            return x
+        k_idx = torch.nonzero(~query, as_tuple=True)[0]
+        if k_idx.numel() == 0:
+            from ..errors import InputError
+
+            raise InputError(
+                "HR mode cannot restore this photo: the scratch mask covers every region, so there is "
+                "nothing intact to copy from. Use a smaller mask or turn HR off."
+            )
+        x_unf = F.unfold(x, kernel_size=p, stride=p)[0]  # (C*p*p, L)
+        keys = x_unf[:, k_idx]  # (D, Lk)
+        keys_n = F.normalize(keys, dim=0)
+        queries_n = F.normalize(x_unf[:, q_idx].t(), dim=1)  # (Lq, D)
+        best = torch.empty(q_idx.numel(), dtype=torch.long, device=x.device)
+        step = rows_per_block(k_idx.numel(), self.block_bytes)
+        for s in range(0, q_idx.numel(), step):
+            corr = torch.softmax(torch.matmul(queries_n[s : s + step], keys_n), dim=1)
+            best[s : s + step] = corr.argmax(dim=1)
+            del corr
+        x_unf = x_unf.clone()
+        x_unf[:, q_idx] = keys[:, best]
+        # fold leaves rows/cols beyond the last whole patch at zero, as the official code does
+        return F.fold(x_unf[None], output_size=(h, w), kernel_size=p, stride=p)
+
+    def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if z.shape[0] != 1:
+            raise ValueError("patch attention runs on one image at a time")
+        x = self.res_block(z)
+        m = hole_mask_bilinear(mask, x.shape[2:])
+        composed = self.compose(x, m)
+        return self.F_Combine(torch.cat([z, composed, m], 1))

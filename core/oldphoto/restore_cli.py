@@ -1,0 +1,150 @@
+"""``oldphoto restore INPUT... -o OUTDIR``: batch restoration with per-file error reporting.
+
+A file that cannot be restored is reported on one line and skipped; the others are processed and
+the exit status says whether any failed (the official scripts skip such files silently).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "restore",
+        help="restore photos (files or folders) into an output folder",
+        description="Restore old photos. Outputs are PNG files named after the inputs.",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders of images")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder (created)")
+    p.add_argument(
+        "--scratches",
+        choices=["none", "auto"],
+        default="none",
+        help="none: unstructured degradation only (default); auto: detect and repair scratches",
+    )
+    p.add_argument("--mask", type=Path, help="scratch mask (white = damage) used instead of detection; one input only")
+    p.add_argument("--hr", action="store_true", help="high-resolution scratch model and 512 px faces")
+    p.add_argument("--faces", dest="faces", action="store_true", default=True, help="enhance faces (default)")
+    p.add_argument("--no-faces", dest="faces", action="store_false", help="skip face enhancement")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--weights-dir", type=Path, help="folder of <component>.safetensors files (no network access)")
+    p.add_argument("--save-mask", action="store_true", help="also write the scratch mask used (<name>_mask.png)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[str]]:
+    """Expand folders (sorted, images by suffix); missing paths are errors, not silent skips."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for path in inputs:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                errors.append(f"{path}: folder contains no image files")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            errors.append(f"{path}: file not found")
+    return files, errors
+
+
+def output_name(path: Path, taken: set[str]) -> str:
+    """``<stem>.png`` (``x.jpeg`` -> ``x.png``, not the official ``x..png``); clashes get a suffix."""
+    name = f"{path.stem}.png"
+    k = 2
+    while name in taken:
+        name = f"{path.stem}_{k}.png"
+        k += 1
+    taken.add(name)
+    return name
+
+
+class _Bar:
+    """A one-line text progress bar on stderr (no extra dependency)."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.plain = enabled and not self.enabled
+        self.last_msg = ""
+
+    def __call__(self, frac: float, msg: str) -> None:
+        if self.enabled:
+            n = int(frac * 30)
+            sys.stderr.write(f"\r{self.label} [{'#' * n}{'.' * (30 - n)}] {frac:4.0%} {msg:<28}")
+            sys.stderr.flush()
+        elif self.plain and msg != self.last_msg:
+            print(f"  {self.label}: {msg}", file=sys.stderr)
+        self.last_msg = msg
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .errors import OldPhotoError
+    from .pipeline import Restorer
+
+    files, errors = collect_inputs(args.inputs)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    if args.mask is not None and len(files) != 1:
+        print("error: --mask applies to exactly one input image", file=sys.stderr)
+        return 2
+    if not files:
+        return 1
+    try:
+        args.output.mkdir(parents=True, exist_ok=True)
+        restorer = Restorer(device=args.device, weights_dir=args.weights_dir)
+    except (OldPhotoError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = len(errors)
+    taken: set[str] = set()
+    for i, path in enumerate(files, 1):
+        bar = _Bar(f"[{i}/{len(files)}] {path.name}", not args.quiet)
+        t0 = time.perf_counter()
+        try:
+            res = restorer.restore(
+                path,
+                scratches=args.scratches,
+                mask=args.mask,
+                hr=args.hr,
+                faces=args.faces,
+                progress=bar,
+            )
+            name = output_name(path, taken)
+            out = args.output / name
+            tmp = out.with_name(f".{name}.part")
+            res.image.save(tmp, format="PNG")
+            tmp.replace(out)
+            if args.save_mask and res.mask is not None:
+                from .stages.detect import mask_to_png
+
+                mask_to_png(res.mask).save(args.output / f"{Path(name).stem}_mask.png")
+        except OldPhotoError as exc:
+            bar.close()
+            failed += 1
+            msg = str(exc)
+            print(f"error: {msg if str(path) in msg else f'{path}: {msg}'}", file=sys.stderr)
+            continue
+        except MemoryError:
+            bar.close()
+            failed += 1
+            print(f"error: {path}: out of memory; try a smaller photo or --device cuda", file=sys.stderr)
+            continue
+        bar.close()
+        if not args.quiet:
+            print(f"{path} -> {out} ({time.perf_counter() - t0:.1f} s, {len(res.faces)} face(s))")
+    if failed:
+        print(f"{failed} of {len(files) + len(errors)} input(s) failed", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,43 @@
+"""``oldphoto restore``: one output per good input, one clear line per bad one, non-zero exit."""
+
+import numpy as np
+from PIL import Image
+
+from oldphoto.cli import main
+
+from .conftest import require_reference
+
+
+def test_folder_with_a_corrupt_file(tmp_path, seeded_weights_dir, capsys):
+    src = require_reference("test_images", "old")
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for name in ("a.png", "h.png"):
+        with Image.open(src / name) as im:
+            im.thumbnail((72, 72))
+            im.save(inp / name.replace("h.png", "h.jpeg"))
+    (inp / "broken.png").write_bytes(b"\x89PNG garbage")
+    out = tmp_path / "out"
+    rc = main(["restore", str(inp), "-o", str(out), "--weights-dir", str(seeded_weights_dir), "--no-faces", "-q",
+               "--scratches", "auto", "--save-mask"])
+    assert rc == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_mask.png", "h.png", "h_mask.png"]
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "broken.png" in lines[0] and "Traceback" not in err
+    with Image.open(out / "h.png") as im, Image.open(inp / "h.jpeg") as orig:
+        assert im.size == orig.size
+
+
+def test_mask_option_and_missing_input(tmp_path, seeded_weights_dir, capsys):
+    img = tmp_path / "p.png"
+    Image.fromarray(np.full((40, 48, 3), 120, np.uint8)).save(img)
+    mask = tmp_path / "m.png"
+    m = np.zeros((40, 48), np.uint8)
+    m[10:12] = 255
+    Image.fromarray(m).save(mask)
+    rc = main(["restore", str(img), "-o", str(tmp_path / "o"), "--mask", str(mask), "--weights-dir",
+               str(seeded_weights_dir), "--no-faces", "-q"])
+    assert rc == 0 and (tmp_path / "o" / "p.png").exists()
+    rc = main(["restore", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o2"), "-q"])
+    assert rc == 1 and "file not found" in capsys.readouterr().err
