@@ -93,3 +93,38 @@ def test_progress_may_cancel():
     with pytest.raises(Cancelled):
         face_stage.enhance_faces(photo, detector=NoFaceDetector(), generator=InvertGenerator(), size=256,
                                  device=torch.device("cpu"), progress=cancel)
+
+
+def test_restorer_runs_the_face_stage(monkeypatch):
+    """Integration with ``Restorer.restore(faces=True)``: the detector and the generator are built and
+    loaded strictly from their components; a detector whose class head says "background" everywhere
+    leaves the global result untouched, and a detection makes the face stage paste a face."""
+    from oldphoto.pipeline import Restorer
+    from oldphoto.seeded import seeded_state_dict
+
+    def loader(component: str) -> dict[str, torch.Tensor]:
+        sd = seeded_state_dict(component)
+        if component == "retinaface_resnet50":
+            for i in range(3):
+                sd[f"ClassHead.{i}.conv1x1.weight"] = torch.zeros_like(sd[f"ClassHead.{i}.conv1x1.weight"])
+                sd[f"ClassHead.{i}.conv1x1.bias"] = torch.tensor([5.0, -5.0, 5.0, -5.0])
+        return sd
+
+    photo = np.random.default_rng(3).integers(0, 256, (96, 80, 3), dtype=np.uint8)
+    restorer = Restorer(device="cpu", weights_loader=loader)
+    res = restorer.restore(photo, faces=True)
+    assert res.faces == []
+    assert np.array_equal(np.asarray(res.image), np.asarray(res.global_image))
+
+    def one_face(image, detector, *, device, min_face_size):
+        assert isinstance(detector, torch.nn.Module)
+        lm = np.array([[30.0, 40.0], [50.0, 40.0], [40.0, 52.0], [32.0, 62.0], [48.0, 62.0]])
+        return [Detection(box=(20.0, 25.0, 60.0, 70.0), score=0.99, landmarks=lm)]
+
+    monkeypatch.setattr(face_stage, "detect_faces", one_face)
+    monkeypatch.setattr(face_stage, "enhance_crop", lambda crop, generator, device: 255 - crop)
+    res = restorer.restore(photo, faces=True)
+    assert len(res.faces) == 1 and res.faces[0].enhanced.shape == (256, 256, 3)
+    diff = np.abs(np.asarray(res.image).astype(int) - np.asarray(res.global_image).astype(int))
+    assert diff[40:60, 35:45].mean() > 20  # the inverted face was pasted over the eyes/nose
+    assert diff[:5, :5].max() == 0  # far from the face nothing changes
