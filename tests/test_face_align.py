@@ -183,3 +183,37 @@ def test_acut_case_exercises_the_clip_rule():
     official = np.load(GOLDEN / face["files"]["stage2_crop"]["file"])
     assert np.array_equal(align.aligned_crop(photo, m, 256), official)
     assert not np.array_equal(new_rule, official)
+
+
+def _paste_full_image(photo: np.ndarray, faces) -> np.ndarray:
+    """The official computation on whole-photo arrays (no windows), for comparison."""
+    current = photo.astype(np.float64)
+    shape = photo.shape[:2]
+    for m, restored in faces:
+        size = restored.shape[0]
+        matched = warpback.match_histograms(restored, align.aligned_reference(photo, m, size))
+        warped = warpback.warp_back(matched, m, shape)
+        back = warpback.backward_mask(align.forward_mask(shape, m, size), m, shape)
+        _, alpha = warpback.blend_alpha(back)
+        a = alpha[..., None]
+        current = np.clip((warped * a + (1 - a) * current) / 255.0, 0.0, 1.0) * 255.0
+    return align.img_as_ubyte(current / 255.0)
+
+
+def test_windowed_paste_equals_whole_photo_computation():
+    """A face in a big photo (window much smaller than the photo), one cut by the photo edge, and one
+    entirely outside the photo."""
+    rng = np.random.default_rng(5)
+    photo = rng.integers(20, 230, (300, 420, 3), dtype=np.uint8)
+    face = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    lm_mid = np.array([[200.0, 150.0], [230.0, 151.0], [215.0, 168.0], [204.0, 185.0], [227.0, 185.0]])
+    lm_edge = lm_mid + np.array([-195.0, 120.0])  # face cut by the left border
+    lm_out = lm_mid + np.array([900.0, 0.0])  # nowhere near the photo
+    faces = [(align.crop_transform(lm, 256), face) for lm in (lm_mid, lm_edge, lm_out)]
+    win = warpback.face_window(faces[0][0], 256, photo.shape[:2])
+    assert (win[0].stop - win[0].start) * (win[1].stop - win[1].start) < photo.shape[0] * photo.shape[1] / 2
+    got = warpback.paste_faces(photo, faces)
+    assert np.array_equal(got, _paste_full_image(photo, faces))
+    assert not np.array_equal(got, photo)
+    only_outside = warpback.paste_faces(photo, faces[2:])
+    assert np.array_equal(only_outside, photo)

@@ -152,9 +152,14 @@ def warp_bicubic(
     return _cubic(xr, *rows_interp)
 
 
-def warp_nearest(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Order-0 warp: C ``round`` (half away from zero) of the source point, 0 outside; never clipped."""
-    x, y = _source_coords(matrix, shape)
+def warp_nearest(
+    image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """Order-0 warp: C ``round`` (half away from zero) of the source point, 0 outside; never clipped.
+
+    ``origin`` (row, col) evaluates only a window of the output, as in :func:`warp_bicubic`.
+    """
+    x, y = _source_coords(matrix, shape, origin)
     h, w = image.shape[:2]
     c = _round_half_away(x)
     r = _round_half_away(y)

@@ -6,8 +6,9 @@ neighbour mask, a 25x25 erosion and a 25x25 Gaussian blur (sigma 4.1) for the al
 float64 blending in detection order. OpenCV is not needed: the two filters are re-implemented with
 OpenCV's kernel formula and summation order so the alpha matches to the last bits.
 
-To stay fast on big photos the warp and the filters run on the window a face can reach; outside it
-the official arrays are exactly 0 (warp) and 0 (alpha), which is what the windows reproduce.
+To stay fast on big photos the warp, the mask and the filters run on the window a face can reach
+(``face_window``); outside it the official warp and alpha are exactly 0, and the windows reproduce
+the official values inside bit for bit.
 """
 
 from __future__ import annotations
@@ -56,26 +57,44 @@ def _reach_window(matrix: np.ndarray, size: int, shape: tuple[int, int], margin:
     return slice(y0, max(y0, y1)), slice(x0, max(x0, x1))
 
 
-def warp_back(face: np.ndarray, matrix: np.ndarray, photo_shape: tuple[int, int]) -> np.ndarray:
+def face_window(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Photo window outside which pasting this face changes nothing (SPEC d, made local).
+
+    The crop's reach (bicubic taps 2 px beyond the crop, nearest mask 0.5 px) grown by the erosion and
+    blur reach (12 + 2 * 12 px). Non-zero mask pixels are then >= 24 px from every window edge that is
+    not a photo edge, so a blur with reflected borders inside the window reads only zeros there, as
+    the full-image blur does: the window gives the official values bit for bit.
+    """
+    rs, cs = _reach_window(matrix, size, shape, margin=3)
+    m = ERODE_SIZE // 2 + 2 * (BLUR_SIZE // 2)
+    r0, r1 = max(rs.start - m, 0), min(max(rs.stop, rs.start) + m, shape[0])
+    c0, c1 = max(cs.start - m, 0), min(max(cs.stop, cs.start) + m, shape[1])
+    return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
+
+
+def warp_back(
+    face: np.ndarray, matrix: np.ndarray, photo_shape: tuple[int, int], window: tuple[slice, slice] | None = None
+) -> np.ndarray:
     """SPEC d.5: bicubic warp of the S x S face with ``inverse`` (photo -> crop), clip rule of b.
 
-    ``matrix`` is the crop->photo T; the warp itself samples with T^-1 (``np.linalg.inv``, as skimage's
-    ``.inverse``). Returns float64 H x W x 3 on the 0..255 scale; 0 where the crop does not reach.
+    ``matrix`` is the crop->photo T; the warp samples with T^-1 (``np.linalg.inv``, as skimage's
+    ``.inverse``). Float64 on the 0..255 scale, for the whole photo or only ``window``; 0 where the
+    crop does not reach.
     """
-    inverse = np.linalg.inv(matrix)
+    rs, cs = window if window is not None else (slice(0, photo_shape[0]), slice(0, photo_shape[1]))
     img = face.astype(np.float64)
-    h, w = photo_shape[:2]
-    out = np.zeros((h, w) + img.shape[2:], dtype=np.float64)
-    rs, cs = _reach_window(matrix, face.shape[0], (h, w), margin=3)
-    if rs.stop > rs.start and cs.stop > cs.start:
-        win = align.warp_bicubic(img, inverse, (rs.stop - rs.start, cs.stop - cs.start), (rs.start, cs.start))
-        out[rs, cs] = align.clip_like_skimage018(win, float(img.min()), float(img.max()))
-    return out
+    shape = (rs.stop - rs.start, cs.stop - cs.start)
+    out = align.warp_bicubic(img, np.linalg.inv(matrix), shape, (rs.start, cs.start))
+    return align.clip_like_skimage018(out, float(img.min()), float(img.max()))
 
 
-def backward_mask(fwd_mask: np.ndarray, matrix: np.ndarray, photo_shape: tuple[int, int]) -> np.ndarray:
+def backward_mask(
+    fwd_mask: np.ndarray, matrix: np.ndarray, photo_shape: tuple[int, int], window: tuple[slice, slice] | None = None
+) -> np.ndarray:
     """SPEC d.6: nearest warp of the forward mask with T^-1 (0 outside the crop): the pasted square."""
-    return align.warp_nearest(fwd_mask, np.linalg.inv(matrix), tuple(photo_shape[:2])).astype(np.uint8)
+    rs, cs = window if window is not None else (slice(0, photo_shape[0]), slice(0, photo_shape[1]))
+    shape = (rs.stop - rs.start, cs.stop - cs.start)
+    return align.warp_nearest(fwd_mask, np.linalg.inv(matrix), shape, (rs.start, cs.start)).astype(np.uint8)
 
 
 def _min_filter_1d(a: np.ndarray, size: int, axis: int) -> np.ndarray:
@@ -121,8 +140,6 @@ def gaussian_blur(img: np.ndarray, size: int = BLUR_SIZE) -> np.ndarray:
     """
     k = gaussian_kernel(size)
     r = size // 2
-    if img.shape[0] <= r or img.shape[1] <= r:
-        raise ValueError(f"image too small for a {size}x{size} blur: {img.shape}")
     p = _reflect101(img, r, 1)
     w = img.shape[1]
     rows = k[0] * p[:, 0:w]
@@ -137,43 +154,31 @@ def gaussian_blur(img: np.ndarray, size: int = BLUR_SIZE) -> np.ndarray:
 
 
 def blend_alpha(back_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """SPEC d.7: (eroded 0/255 mask, alpha in [0, 1]) for a 0/1 backward mask, both float64 H x W.
+    """SPEC d.7: (eroded mask on the 0..255 scale, alpha in [0, 1]) of a 0/1 backward mask, float64."""
+    eroded = erode(back_mask.astype(np.float64) * 255.0)
+    return eroded, gaussian_blur(eroded) / 255.0
 
-    Computed on the mask's bounding box grown by erosion + blur reach (so the reflected border of
-    the blur only ever reads zeros, as in the full image); 0 elsewhere.
+
+def blend_into(current: np.ndarray, warped: np.ndarray, alpha: np.ndarray, window: tuple[slice, slice]) -> None:
+    """SPEC d.7, in place: ``current = clip((warped*a + (1 - a)*current) / 255, 0, 1) * 255`` (float64).
+
+    ``warped`` and ``alpha`` cover ``window``; outside it alpha is 0 and the formula reduces to the
+    (not quite identity) ``clip(current / 255, 0, 1) * 255``, which is applied there in place.
     """
-    h, w = back_mask.shape
-    eroded = np.zeros((h, w), dtype=np.float64)
-    alpha = np.zeros((h, w), dtype=np.float64)
-    ys, xs = np.nonzero(back_mask)
-    if ys.size == 0:
-        return eroded, alpha
-    m = ERODE_SIZE // 2 + 2 * (BLUR_SIZE // 2)
-    rs = slice(max(ys.min() - m, 0), min(ys.max() + m + 1, h))
-    cs = slice(max(xs.min() - m, 0), min(xs.max() + m + 1, w))
-    win = back_mask[rs, cs].astype(np.float64) * 255.0
-    if win.shape[0] <= BLUR_SIZE // 2 or win.shape[1] <= BLUR_SIZE // 2:
-        win_full = back_mask.astype(np.float64) * 255.0  # tiny photo: no window trick
-        e = erode(win_full)
-        return e, gaussian_blur(e) / 255.0
-    e = erode(win)
-    eroded[rs, cs] = e
-    alpha[rs, cs] = gaussian_blur(e) / 255.0
-    return eroded, alpha
-
-
-def blend(current: np.ndarray, warped: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """SPEC d.7: ``clip((warped*a + (1 - a)*current) / 255, 0, 1) * 255`` in float64, whole image."""
     a = alpha[..., None]
-    im = warped * a + (1 - a) * current
+    im = warped * a + (1 - a) * current[window]
     im /= 255.0
     np.clip(im, 0.0, 1.0, out=im)
-    return im * 255.0
+    im *= 255.0
+    current /= 255.0
+    np.clip(current, 0.0, 1.0, out=current)
+    current *= 255.0
+    current[window] = im
 
 
 @dataclass
 class PasteDebug:
-    """Per-face intermediates of :func:`paste_faces` (for the golden checks and the UIs)."""
+    """Per-face intermediates of :func:`paste_faces`, full photo size (for the golden checks)."""
 
     aligned_reference: np.ndarray
     forward_mask: np.ndarray
@@ -184,6 +189,12 @@ class PasteDebug:
     alpha: np.ndarray
     blended_after: np.ndarray
     extra: dict = field(default_factory=dict)
+
+
+def _full(win: np.ndarray, window: tuple[slice, slice], shape: tuple[int, int], dtype) -> np.ndarray:
+    out = np.zeros(tuple(shape) + win.shape[2:], dtype=dtype)
+    out[window] = win
+    return out
 
 
 def paste_faces(
@@ -197,6 +208,7 @@ def paste_faces(
     References, crops and masks always come from the original photo; only the running float image
     accumulates, so later faces are blended over earlier ones. Returns the final uint8 image
     (``img_as_ubyte(current / 255)``). With no faces the photo is returned unchanged (a copy).
+    Warp, mask and alpha are computed on :func:`face_window` only (same values, far less work).
     """
     if not faces:
         return photo.copy()
@@ -207,10 +219,16 @@ def paste_faces(
         ref = align.aligned_reference(photo, matrix, size)
         fwd = align.forward_mask(shape, matrix, size)
         matched = match_histograms(restored, ref)
-        warped = warp_back(matched, matrix, shape)
-        back = backward_mask(fwd, matrix, shape)
-        eroded, alpha = blend_alpha(back)
-        current = blend(current, warped, alpha)
+        window = face_window(matrix, size, shape)
+        warped = warp_back(matched, matrix, shape, window)
+        back = backward_mask(fwd, matrix, shape, window)
+        eroded, alpha = blend_alpha(back) if back.size else (back.astype(np.float64),) * 2
+        blend_into(current, warped, alpha, window)
         if debug is not None:
-            debug.append(PasteDebug(ref, fwd, matched, warped, back, eroded, alpha, current.copy()))
+            debug.append(PasteDebug(
+                ref, fwd, matched,
+                _full(warped, window, shape, np.float64), _full(back, window, shape, np.uint8),
+                _full(eroded, window, shape, np.float64), _full(alpha, window, shape, np.float64),
+                current.copy(),
+            ))
     return align.img_as_ubyte(current / 255.0)
