@@ -1,0 +1,266 @@
+"""The Gradio page: layout and event wiring only. Requests go through :mod:`.service`, restoration
+through :class:`oldphoto.Restorer`; library errors become ``gr.Error`` pop-ups with the library's
+own message, never a traceback.
+
+The public API endpoint is ``/restore`` (see the README for a ``gradio_client`` call).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from . import service
+from .gpu import on_gpu
+from .masks import mask_to_layer
+
+log = logging.getLogger("oldphoto_gradio")
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+API_NAME = "restore"
+QUEUE_MAX_SIZE = 16
+"""Requests waiting beyond this are turned away with Gradio's "queue is full" message, so a busy
+demo answers quickly instead of piling up work that would time out anyway."""
+
+INTRO = """\
+# oldphoto: bring old photos back to life
+Upload a scanned old photo and press **Restore**. The networks are those of *Bringing Old Photos Back
+to Life* (Wan et al., CVPR 2020): global restoration in latent space, optional scratch repair (detected
+or painted by you) and face enhancement. Drag the slider to compare before and after.
+"""
+
+CSS = """
+#result img { image-rendering: auto; }
+footer { display: none !important; }
+"""
+
+
+def photo_input(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` upload that passes the uploaded file on untouched.
+
+    ``gr.Image`` decodes uploads with Pillow before our code runs, so a broken file would end in a
+    generic "Error"; here the library's reader sees the original bytes (EXIF, 16-bit) and its
+    :class:`~oldphoto.errors.InputError` message reaches the user. The hook is replaced on the
+    instance rather than in a subclass because Gradio writes a ``.pyi`` stub beside the source of
+    every component subclass.
+    """
+    image = gr.Image(type="filepath", **kwargs)
+
+    def preprocess(payload: Any) -> str | None:
+        return None if payload is None else str(payload.path)
+
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
+
+
+def _error(exc: BaseException) -> gr.Error:
+    """The pop-up for a failure; it stays until closed, since the message says what to do."""
+    if not isinstance(exc, service.OldPhotoError):
+        log.exception("unexpected failure", exc_info=exc)
+    # The pop-up renders HTML: escape markup, but not quotes, which API clients would see as entities.
+    return gr.Error(html.escape(service.user_message(exc), quote=False), duration=None, print_exception=False)
+
+
+def _shown_name(msg: str, path: str | None) -> str:
+    """Replace the server's temporary upload path in a message by the file's own name."""
+    return msg.replace(path, Path(path).name) if path else msg
+
+
+def build_app(
+    restorer_factory: Callable[[], Any] | None = None,
+    *,
+    weights_dir: str | os.PathLike | None = None,
+    device: str = "auto",
+    max_side: int = service.DEFAULT_MAX_SIDE,
+    examples: bool = True,
+) -> gr.Blocks:
+    """The demo as a ``gr.Blocks`` with its queue configured; start it with :func:`launch`.
+
+    ``restorer_factory`` makes the shared ``Restorer`` on first use (default:
+    ``Restorer(device=device, weights_dir=weights_dir)``); nothing loads until someone restores, so
+    the page comes up even when the weights are missing. ``max_side`` caps the photo size (0 = none).
+    """
+    if restorer_factory is None:
+
+        def restorer_factory() -> Any:
+            from oldphoto import Restorer
+
+            return Restorer(device=device, weights_dir=weights_dir)
+
+    holder = service.RestorerHolder(restorer_factory)
+
+    def gpu_restore(photo: Image.Image, mask: np.ndarray | None, scratches: str, hr: bool, faces: bool,
+                    progress: Any = None) -> Any:
+        def report(fraction: float, message: str) -> None:
+            if progress is not None:
+                progress(fraction, desc=message)
+
+        restorer = holder.get()
+        return restorer.restore(photo, scratches=scratches, mask=mask, hr=hr, faces=faces, progress=report)
+
+    run_on_gpu = on_gpu(gpu_restore)
+
+    def check_photo(photo: str | None) -> str:
+        """New upload: read it now, so a bad file gets its message at once, and tell about downscaling."""
+        if photo is None:
+            return ""
+        try:
+            prepared = service.prepare_photo(photo, max_side=max_side)
+        except service.OldPhotoError as exc:
+            raise _error(service.InputError(_shown_name(str(exc), photo))) from exc
+        return " ".join(f"⚠️ {n}" for n in prepared.notices)
+
+    def fill_editor(photo: str | None, scratches: str) -> Any:
+        """Put the photo into the brush editor when painting is chosen.
+
+        The editor only draws a value it receives while visible, so this runs after the editor is
+        shown (and again on each new photo while painting); a new photo starts a fresh drawing.
+        """
+        if scratches != "paint":
+            return gr.skip()
+        if photo is None:
+            return None
+        try:
+            prepared = service.prepare_photo(photo, max_side=max_side)
+        except service.OldPhotoError:
+            return None  # check_photo reports it
+        preview = service.editor_preview(prepared.photo)
+        return {"background": preview, "layers": [], "composite": preview}
+
+    def show_editor(scratches: str) -> Any:
+        return gr.update(visible=scratches == "paint")
+
+    def detect_into_editor(photo: str | None, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+        """Run detection and hand its mask to the brush editor for correction."""
+        try:
+            prepared = service.prepare_photo(photo, max_side=max_side)
+            result = run_on_gpu(prepared.photo, None, "auto", False, False, progress)
+        except Exception as exc:
+            raise _error(exc) from exc
+        preview = service.editor_preview(prepared.photo)
+        layer = mask_to_layer(result.mask, preview.size)
+        composite = Image.alpha_composite(preview.convert("RGBA"), Image.fromarray(layer, "RGBA"))
+        return {"background": preview, "layers": [layer], "composite": composite}
+
+    def restore(
+        photo: str | None,
+        scratches: str = "none",
+        painted: dict | None = None,
+        faces: bool = True,
+        hr: bool = False,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker here
+    ) -> tuple[Any, ...]:
+        """Restore an old photo.
+
+        Args:
+            photo: the photo to restore (any image format Pillow reads).
+            scratches: "none", "auto" (detect scratches) or "paint" (use the layers of `painted`).
+            painted: image-editor value whose layers mark damage (alpha or white = damage); only for "paint".
+            faces: enhance detected faces.
+            hr: high-resolution mode (patch-attention scratch model, 512 px faces).
+
+        Returns:
+            (before, after) images, the full-resolution PNG, a summary, the scratch mask used, face crops.
+        """
+        try:
+            prepared = service.prepare_photo(photo, max_side=max_side)
+            req = service.build_request(prepared, scratches, painted, hr=hr, faces=faces)
+            for notice in prepared.notices:
+                gr.Warning(notice)
+            result = run_on_gpu(prepared.photo, req.mask, req.scratches, req.hr, req.faces, progress)
+            out = service.package_result(prepared, result)
+        except Exception as exc:
+            if isinstance(exc, service.InputError) and photo:
+                exc = service.InputError(_shown_name(str(exc), photo))
+            raise _error(exc) from exc
+        return (
+            (out.before, out.after),
+            str(out.download),
+            out.summary,
+            out.mask,
+            out.faces,
+        )
+
+    with gr.Blocks(title="oldphoto: bring old photos back to life") as demo:
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                photo = photo_input(label="Old photo", sources=["upload", "clipboard"], format="png",
+                                    height=380, elem_id="photo")
+                photo_notice = gr.Markdown(elem_id="photo-notice")
+                scratches = gr.Radio(list(service.SCRATCH_CHOICES), value="none", label="Scratches and tears",
+                                     elem_id="scratches")
+                with gr.Group(visible=False, elem_id="paint-group") as paint_group:
+                    gr.Markdown("Paint over scratches, tears and spots with the brush; the eraser removes "
+                                "paint. Strokes apply to the photo at full resolution.", padding=True)
+                    editor = gr.ImageEditor(
+                        label="Paint the damage",
+                        type="numpy", image_mode="RGBA", format="png", sources=[], transforms=[],
+                        layers=False, interactive=True, height=420, elem_id="editor",
+                        brush=gr.Brush(colors=["#ff0040"], default_color="#ff0040", color_mode="fixed"),
+                    )
+                    detect_btn = gr.Button("Start from the detected scratches", size="sm",
+                                           elem_id="detect-btn")
+                with gr.Row():
+                    faces = gr.Checkbox(value=True, label="Enhance faces", elem_id="faces")
+                    hr = gr.Checkbox(value=False, label="High-resolution mode (HR)", elem_id="hr")
+                restore_btn = gr.Button("Restore", variant="primary", elem_id="restore-btn")
+            with gr.Column(scale=1):
+                slider = gr.ImageSlider(label="Before / after", type="pil", format="png", interactive=False,
+                                        elem_id="result", max_height=520)
+                download = gr.DownloadButton("Download the restored photo (PNG, full resolution)",
+                                             visible=False, elem_id="download")
+                summary = gr.Markdown(elem_id="summary")
+                with gr.Accordion("Intermediate results", open=False, elem_id="intermediates"):
+                    mask_img = gr.Image(label="Scratch mask used (white = damage)", format="png",
+                                        interactive=False, elem_id="mask")
+                    faces_gallery = gr.Gallery(label="Faces: before / after", columns=4, format="png",
+                                               interactive=False, elem_id="faces-gallery")
+        if examples:
+            files = sorted(EXAMPLES_DIR.glob("*.png"))
+            if files:
+                gr.Examples([[str(f), "auto", True, False] for f in files],
+                            inputs=[photo, scratches, faces, hr],
+                            label="Examples (public-domain images, artificially aged)")
+
+        photo.change(check_photo, inputs=photo, outputs=photo_notice, api_visibility="private")
+        photo.change(fill_editor, inputs=[photo, scratches], outputs=editor, api_visibility="private")
+        scratches.change(show_editor, inputs=scratches, outputs=paint_group, api_visibility="private").then(
+            fill_editor, inputs=[photo, scratches], outputs=editor, api_visibility="private"
+        )
+        detect_btn.click(detect_into_editor, inputs=photo, outputs=editor, api_visibility="private",
+                         concurrency_id="restore", concurrency_limit=1)
+        restore_btn.click(
+            restore,
+            inputs=[photo, scratches, editor, faces, hr],
+            outputs=[slider, download, summary, mask_img, faces_gallery],
+            api_name=API_NAME,
+            concurrency_id="restore",
+            concurrency_limit=1,
+        ).success(lambda: gr.update(visible=True), outputs=download, api_visibility="private")
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
+    return demo
+
+
+def launch(demo: gr.Blocks, *, host: str | None = "127.0.0.1", port: int | None = 7860, **kwargs: Any) -> Any:
+    """Start the server with the page's look and limits (``host``/``port`` None: Gradio's env defaults)."""
+    options: dict[str, Any] = dict(
+        server_name=host,
+        server_port=port,
+        theme=gr.themes.Soft(),
+        css=CSS,
+        ssr_mode=False,
+        max_file_size="50mb",
+        allowed_paths=[str(EXAMPLES_DIR)],
+        show_error=False,
+    )
+    options.update(kwargs)
+    return demo.launch(**options)

@@ -1,0 +1,212 @@
+"""What the web app does with a request, without any Gradio in it: read the upload, cap its size,
+turn the chosen scratch option into ``Restorer.restore`` arguments, and package the result as files.
+
+Kept apart from the layout (``app.py``) so that every user-facing error path is a plain function
+that the unit tests call directly; the app only converts :class:`OldPhotoError` into ``gr.Error``.
+All restoration work is the library's: this module adds no image processing of its own beyond
+the demo's size cap.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from oldphoto import imageio
+from oldphoto.errors import InputError, OldPhotoError, WeightsError
+
+from .masks import editor_to_mask, mask_preview
+
+DEFAULT_MAX_SIDE = 1024
+"""Longest side the public demo restores. Scratch mode attends over the whole latent image, so its
+cost grows fast with size; a shared machine must answer everyone. ``oldphoto demo --max-side 0``
+(or the CLI / Python API) restores any size."""
+
+EDITOR_MAX_SIDE = 1024
+"""Longest side of the copy shown in the brush editor; strokes are mapped back to full size."""
+
+SCRATCH_CHOICES = (
+    ("No scratches (faster)", "none"),
+    ("Detect scratches automatically", "auto"),
+    ("Paint the damaged areas myself", "paint"),
+)
+
+WEIGHTS_HELP = (
+    "To get the weights: on a machine with internet access run `oldphoto weights download --mode all` "
+    "(they are cached and used offline afterwards), or start the demo with "
+    "`oldphoto demo --weights-dir DIR` where DIR holds the converted .safetensors files "
+    "(see the Weights section of the README)."
+)
+
+
+class UserError(OldPhotoError):
+    """A request the app cannot run as given (no photo, nothing painted); the message says what to do."""
+
+
+@dataclass
+class Prepared:
+    """The photo as it will be restored, and what the user must be told about it."""
+
+    photo: Image.Image
+    original_size: tuple[int, int]
+    name: str
+    notices: list[str] = field(default_factory=list)
+
+
+def prepare_photo(src: str | Path | Image.Image | None, *, max_side: int = DEFAULT_MAX_SIDE) -> Prepared:
+    """Read the upload with the library's reader and downscale it past ``max_side`` (0 = no cap)."""
+    if src is None:
+        raise UserError("Upload a photo first (or pick one of the examples).")
+    name = Path(src).stem if isinstance(src, (str, Path)) else "photo"
+    photo = imageio.load_rgb(src)
+    size = photo.size
+    notices: list[str] = []
+    if max_side and max(size) > max_side:
+        scale = max_side / max(size)
+        new = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        photo = photo.resize(new, Image.LANCZOS)
+        notices.append(
+            f"Your photo is {size[0]}×{size[1]} px; this demo restores photos up to {max_side} px on the "
+            f"long side, so it was downscaled to {new[0]}×{new[1]} px. For full resolution, run "
+            "`oldphoto restore` on your own machine."
+        )
+    return Prepared(photo=photo, original_size=size, name=name, notices=notices)
+
+
+def editor_preview(photo: Image.Image, max_side: int = EDITOR_MAX_SIDE) -> Image.Image:
+    """The copy of the photo to paint on: small enough for any browser canvas."""
+    if max(photo.size) <= max_side:
+        return photo
+    scale = max_side / max(photo.size)
+    size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
+    return photo.resize(size, Image.LANCZOS)
+
+
+@dataclass
+class Request:
+    """Keyword arguments for ``Restorer.restore`` decided from the form."""
+
+    scratches: str
+    mask: np.ndarray | None
+    hr: bool
+    faces: bool
+
+
+def build_request(
+    prepared: Prepared, scratches: str, editor: Mapping[str, Any] | None, *, hr: bool, faces: bool
+) -> Request:
+    """The form's scratch option -> ``scratches`` / ``mask`` arguments of the library."""
+    if scratches == "paint":
+        mask = editor_to_mask(editor, prepared.photo.size)
+        if mask is None:
+            raise UserError(
+                "You chose to paint the damaged areas but nothing is painted yet: paint over the scratches "
+                "in the editor (or choose “Detect scratches automatically”)."
+            )
+        return Request("none", mask, bool(hr), bool(faces))
+    if scratches in ("none", "auto"):
+        return Request(scratches, None, bool(hr), bool(faces))
+    raise UserError(f"Unknown scratch option {scratches!r}; use one of: none, auto, paint.")
+
+
+def user_message(err: BaseException) -> str:
+    """The text shown to the user for a failure: the library's message, plus how to fix weights."""
+    if isinstance(err, WeightsError):
+        msg = f"The model weights are not available. {err}"
+        if "oldphoto weights download" not in msg or "--weights-dir" not in msg:
+            msg += f" {WEIGHTS_HELP}"  # the resolver's own advice is enough when it gives it
+        return msg
+    if isinstance(err, OldPhotoError):
+        return str(err)
+    return (
+        f"Restoration failed unexpectedly ({err.__class__.__name__}: {err}). The details are in the "
+        "server log; please report it with the photo if it keeps happening."
+    )
+
+
+class RestorerHolder:
+    """One shared ``Restorer``, made on first use so the page loads even when weights are missing."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._restorer: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._restorer is None:
+                self._restorer = self._factory()
+            return self._restorer
+
+
+@dataclass
+class Outputs:
+    """Files and images the page shows for one restoration."""
+
+    before: Image.Image
+    after: Image.Image
+    download: Path
+    mask: Image.Image | None
+    faces: list[tuple[np.ndarray, str]]
+    summary: str
+
+
+def package_result(prepared: Prepared, result: Any, out_dir: str | Path | None = None) -> Outputs:
+    """Write the full-resolution PNG for download and collect what the accordion shows."""
+    folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="oldphoto-web-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prepared.name}_restored.png"
+    result.image.save(path, format="PNG")
+    faces: list[tuple[np.ndarray, str]] = []
+    for i, face in enumerate(result.faces, 1):
+        faces.append((np.asarray(face.aligned), f"Face {i}: before"))
+        faces.append((np.asarray(face.enhanced), f"Face {i}: after"))
+    w, h = result.image.size
+    parts = [f"Restored {w}×{h} px"]
+    if result.mask_source != "none" and result.mask is not None:
+        share = float(np.mean(result.mask)) * 100
+        parts.append(f"scratch mask: {result.mask_source}, {share:.1f}% of the photo")
+    parts.append(f"{len(result.faces)} face(s) enhanced" if result.faces else "no faces enhanced")
+    if result.timings:
+        parts.append(f"{sum(result.timings.values()):.1f} s")
+    summary = " · ".join(parts) + "."
+    if prepared.notices:
+        summary = "\n\n".join([*(f"⚠️ {n}" for n in prepared.notices), summary])
+    return Outputs(
+        before=prepared.photo,
+        after=result.image,
+        download=path,
+        mask=mask_preview(result.mask) if result.mask is not None else None,
+        faces=faces,
+        summary=summary,
+    )
+
+
+def check_photo(src: str | Path | None) -> None:
+    """Raise :class:`InputError` now if an upload is not a usable image (used right after upload)."""
+    if src is not None:
+        imageio.load_rgb(src)
+
+
+__all__ = [
+    "DEFAULT_MAX_SIDE",
+    "InputError",
+    "Outputs",
+    "Prepared",
+    "Request",
+    "RestorerHolder",
+    "SCRATCH_CHOICES",
+    "UserError",
+    "build_request",
+    "editor_preview",
+    "package_result",
+    "prepare_photo",
+    "user_message",
+]

@@ -1,0 +1,124 @@
+"""The web demo's request handling (oldphoto_gradio.service) and its user-facing error paths,
+without a server: what a visitor is told for each thing that can go wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oldphoto.errors import InputError, WeightsError
+from oldphoto_gradio import service
+from oldphoto_gradio.gpu import MAX_SECONDS, MIN_SECONDS, gpu_seconds, on_gpu
+
+
+def photo_file(path, size=(120, 80), mode="RGB"):
+    Image.new(mode, size, 128).save(path)
+    return path
+
+
+def test_no_photo():
+    with pytest.raises(service.UserError, match="Upload a photo first"):
+        service.prepare_photo(None)
+
+
+def test_bad_and_truncated_files(tmp_path):
+    bad = tmp_path / "scan.jpg"
+    bad.write_bytes(b"GIF89a but not really")
+    with pytest.raises(InputError, match="not a readable image"):
+        service.prepare_photo(bad)
+    good = photo_file(tmp_path / "good.png", (300, 200))
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        service.prepare_photo(cut)
+
+
+def test_photo_within_the_cap_is_untouched(tmp_path):
+    p = service.prepare_photo(photo_file(tmp_path / "a.png", (300, 200)), max_side=300)
+    assert p.photo.size == (300, 200) and p.original_size == (300, 200) and p.notices == []
+    assert p.name == "a"
+
+
+def test_oversized_photo_is_downscaled_with_a_notice(tmp_path):
+    p = service.prepare_photo(photo_file(tmp_path / "big.png", (1500, 1000)), max_side=1024)
+    assert p.photo.size == (1024, 683) and p.original_size == (1500, 1000)
+    assert len(p.notices) == 1
+    assert "1500×1000" in p.notices[0] and "1024×683" in p.notices[0] and "oldphoto restore" in p.notices[0]
+    # portrait photos are capped on their long side too
+    tall = service.prepare_photo(photo_file(tmp_path / "tall.png", (500, 2000)), max_side=1000)
+    assert tall.photo.size == (250, 1000)
+
+
+def test_no_cap(tmp_path):
+    p = service.prepare_photo(photo_file(tmp_path / "big.png", (1500, 1000)), max_side=0)
+    assert p.photo.size == (1500, 1000) and p.notices == []
+
+
+def test_photo_beyond_the_library_limit_is_refused_with_the_limit(tmp_path):
+    huge = photo_file(tmp_path / "huge.png", (9000, 8000), mode="1")  # 72 MP, tiny file
+    with pytest.raises(InputError, match="too large .* the limit is 64 MP"):
+        service.prepare_photo(huge)
+
+
+def test_editor_preview_is_capped(tmp_path):
+    img = Image.new("RGB", (3000, 1500))
+    assert service.editor_preview(img).size == (1024, 512)
+    small = Image.new("RGB", (200, 100))
+    assert service.editor_preview(small) is small
+
+
+def test_requests_for_each_scratch_option(tmp_path):
+    p = service.prepare_photo(photo_file(tmp_path / "a.png", (40, 30)))
+    assert service.build_request(p, "none", None, hr=False, faces=True) == service.Request("none", None, False, True)
+    assert service.build_request(p, "auto", None, hr=True, faces=False) == service.Request("auto", None, True, False)
+    layer = np.zeros((15, 20, 4), np.uint8)
+    layer[0:5, 0:10, 3] = 255
+    req = service.build_request(p, "paint", {"layers": [layer]}, hr=False, faces=False)
+    assert req.scratches == "none" and req.mask.shape == (30, 40) and req.mask[:10, :20].all()
+    assert req.mask.sum() == 200
+    with pytest.raises(service.UserError, match="nothing is painted yet"):
+        service.build_request(p, "paint", {"layers": [np.zeros((15, 20, 4), np.uint8)]}, hr=False, faces=False)
+    with pytest.raises(service.UserError, match="Unknown scratch option"):
+        service.build_request(p, "everything", None, hr=False, faces=False)
+
+
+def test_user_messages():
+    weights = service.user_message(WeightsError("Weights file for 'vae_a_quality' not found: /w/x"))
+    assert weights.startswith("The model weights are not available.")
+    assert "vae_a_quality" in weights and "oldphoto weights download" in weights and "--weights-dir" in weights
+    advised = service.user_message(WeightsError("x: run `oldphoto weights download` or pass --weights-dir DIR."))
+    assert advised.count("oldphoto weights download") == 1  # the resolver's advice is not repeated
+    assert service.user_message(InputError("a.png: bad")) == "a.png: bad"
+    unexpected = service.user_message(RuntimeError("CUDA out of memory"))
+    assert "RuntimeError: CUDA out of memory" in unexpected and "server log" in unexpected
+
+
+def test_restorer_is_made_once_and_lazily():
+    made = []
+    holder = service.RestorerHolder(lambda: made.append(1) or object())
+    assert made == []
+    assert holder.get() is holder.get() and made == [1]
+
+
+def test_gpu_duration_grows_with_size_and_options():
+    small, big = Image.new("RGB", (256, 256)), Image.new("RGB", (1024, 1024))
+    assert MIN_SECONDS <= gpu_seconds(small, None, "none", False, False) < gpu_seconds(big, None, "none", False, False)
+    assert gpu_seconds(big, None, "auto", False, True) > gpu_seconds(big, None, "none", False, True)
+    assert gpu_seconds(big, np.zeros((2, 2), bool), "none", True, True) > gpu_seconds(big, None, "none", False, True)
+    assert gpu_seconds(Image.new("RGB", (8000, 8000)), None, "auto", True, True) == MAX_SECONDS
+
+
+def test_without_spaces_the_gpu_wrapper_is_a_no_op():
+    """Local runs and non-ZeroGPU machines have no ``spaces`` package: the function runs as is."""
+    try:
+        import spaces  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the spaces package is installed here")
+
+    def f(x):
+        return x
+
+    assert on_gpu(f) is f
