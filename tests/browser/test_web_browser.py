@@ -1,0 +1,146 @@
+"""End-to-end: the web demo in a real headless Chromium (Debian's, driven by the Python playwright
+client). The app runs on 127.0.0.1 with seeded weights; a real old photo is uploaded, a stroke painted
+in the editor, the photo restored, and the result checked on the page and as the downloaded PNG.
+Screenshots go to test-artifacts/browser/ for a human to look at."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO, require_reference
+from tests.web_helpers import serve
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+PHOTO_SIDE = 256  # keeps the CPU restoration of the test to seconds
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python client is not installed")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: run tests/setup/chromium.sh as root (make test does)")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(seeded_weights_dir):
+    with serve(seeded_weights_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def old_photo(tmp_path_factory) -> Path:
+    """A real scanned old photo from the reference set, reduced to at most PHOTO_SIDE px."""
+    src = require_reference("test_images", "old", "h.png")
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        im.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.LANCZOS)
+        out = tmp_path_factory.mktemp("browser") / "grandfather.png"
+        im.save(out)
+    return out
+
+
+@pytest.fixture()
+def page(browser, app_url):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(app_url)
+    pg.wait_for_selector("#restore-btn", timeout=60_000)
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def shot(pg, name: str) -> None:
+    pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_paint_a_stroke_restore_and_download(page, old_photo):
+    with Image.open(old_photo) as im:
+        size = im.size
+    page.locator("#photo input[type=file]").set_input_files(str(old_photo))
+    page.get_by_label("Paint the damaged areas myself").check()
+    page.get_by_label("Enhance faces").uncheck()  # faces are slow on the CPU; the API tests cover options
+
+    # the photo appears in the brush editor (the editor draws into <canvas>)
+    canvas = page.locator("#editor canvas").first
+    canvas.wait_for(state="visible", timeout=30_000)
+    page.wait_for_timeout(1500)  # the editor loads its background image asynchronously
+    box = canvas.bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 100
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 30, cy - 20)
+    page.mouse.down()
+    for i in range(1, 16):
+        page.mouse.move(cx - 30 + 4 * i, cy - 20 + 3 * i, steps=2)
+    page.mouse.up()
+    page.wait_for_timeout(1000)  # the editor sends its layers to the server after the stroke
+    shot(page, "1-painted")
+
+    t0 = time.monotonic()
+    page.click("#restore-btn")
+    # progress per stage is shown while it runs
+    page.wait_for_selector("#result .progress-text, #result .meta-text, #result .eta-bar", timeout=30_000)
+    shot(page, "2-running")
+    page.locator("#download").wait_for(state="visible", timeout=240_000)
+    elapsed = time.monotonic() - t0
+
+    summary = page.locator("#summary").inner_text()
+    assert f"Restored {size[0]}×{size[1]} px" in summary
+    assert "scratch mask: user" in summary  # the painted stroke was used as the mask
+
+    # the before/after slider shows both images at the photo's size
+    imgs = page.locator("#result img")
+    assert imgs.count() == 2
+    for i in range(2):
+        natural = imgs.nth(i).evaluate("e => [e.naturalWidth, e.naturalHeight]")
+        assert tuple(natural) == size
+
+    page.get_by_text("Intermediate results").click()
+    page.locator("#mask img").wait_for(state="visible", timeout=10_000)
+    shot(page, "3-restored")
+
+    with page.expect_download(timeout=30_000) as dl_info:
+        page.click("#download")
+    download = dl_info.value
+    assert download.suggested_filename == "grandfather_restored.png"
+    saved = ARTIFACTS / download.suggested_filename
+    download.save_as(str(saved))
+    with Image.open(saved) as out:
+        assert out.format == "PNG" and out.size == size and out.mode == "RGB"
+    print(f"restoration in the browser: {elapsed:.1f} s for {size[0]}x{size[1]}")
+
+
+def test_bad_file_shows_a_friendly_error(page, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"definitely not the rest of a PNG")
+    page.locator("#photo input[type=file]").set_input_files(str(bad))
+    toast = page.locator(".toast-body").filter(has_text="broken.png")
+    toast.wait_for(state="visible", timeout=30_000)
+    text = toast.inner_text()
+    shot(page, "4-bad-file")
+    assert "broken.png: the image file is corrupt or truncated" in text
+    assert "Traceback" not in text and "/tmp/" not in text
+
+
+def teardown_module() -> None:
+    # keep only the latest run's downloads next to the screenshots
+    for extra in ARTIFACTS.glob("*_restored.png"):
+        if extra.stat().st_size == 0:
+            extra.unlink()
+    shutil.rmtree(ARTIFACTS / "tmp", ignore_errors=True)
