@@ -102,3 +102,27 @@ def test_auto_device_is_cpu_without_cuda():
     import torch
 
     assert Restorer(device="auto").device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_faces_stage_runs_and_caps_the_number_of_faces(seeded_weights_dir, photo):
+    """Seeded RetinaFace is quiet (no face): the result is the global image. With a "loud" random
+    detector (thousands of detections), ``max_faces`` caps the work and the user is told."""
+    from oldphoto.manifests import load_manifest
+    from oldphoto.seeded import global_seeded_state_dict
+    from oldphoto.weights import load_state_dict
+
+    r = Restorer(device="cpu", weights_dir=seeded_weights_dir)
+    res = r.restore(photo, faces=True)
+    assert res.faces == [] and res.notes == []
+    assert np.array_equal(np.asarray(res.image), np.asarray(res.global_image.resize(photo.size, Image.LANCZOS)))
+
+    def loud(component):
+        if component == "retinaface_resnet50":
+            return global_seeded_state_dict(load_manifest(component), 36)
+        return load_state_dict(component, weights_dir=seeded_weights_dir)
+
+    big = photo.resize((200, 150), Image.LANCZOS)
+    res = Restorer(device="cpu", weights_loader=loud).restore(big, faces=True, max_faces=1)
+    assert len(res.faces) == 1 and res.faces[0].enhanced.shape == (256, 256, 3)
+    assert res.notes and "only the 1 most confident" in res.notes[0]
+    assert res.image.size == big.size

@@ -45,6 +45,8 @@ class RestoreResult:
     faces: list[Any] = field(default_factory=list)
     """One ``oldphoto.stages.faces.FaceResult`` per enhanced face, in blending order."""
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Things the user should know about this result (e.g. faces left out by ``max_faces``)."""
 
 
 class Restorer:
@@ -106,6 +108,8 @@ class Restorer:
         faces: bool = True,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        max_faces: int = 32,
+        min_face_size: int = 0,
     ) -> RestoreResult:
         """Restore one photo.
 
@@ -113,6 +117,8 @@ class Restorer:
         photo's aspect ratio; 0/255, 0/1 or bool; white = damage) uses it instead of detection.
         ``hr`` selects the high-resolution scratch model (patch attention) and 512 px faces; like the
         official code it only changes the global stage when scratches are handled.
+        ``max_faces`` bounds the face work (most confident first; ``notes`` says when faces were
+        left out); ``min_face_size`` ignores detections smaller than that many pixels.
         """
         from .stages import detect
         from .stages import restore as restore_stage
@@ -120,6 +126,7 @@ class Restorer:
         if scratches not in ("none", "auto"):
             raise InputError(f"scratches must be 'none' or 'auto', not {scratches!r}.")
         timings: dict[str, float] = {}
+        notes: list[str] = []
         use_mask = mask is not None or scratches == "auto"
         mode = restore_mode(use_mask, hr)
         plan = (["detect"] if scratches == "auto" and mask is None else []) + ["restore"] + (["faces"] if faces else [])
@@ -181,6 +188,9 @@ class Restorer:
                     size=512 if hr else 256,
                     device=self.device,
                     progress=lambda f, m: report("faces", f, m),
+                    max_faces=max_faces,
+                    min_face_size=min_face_size,
+                    notes=notes,
                 )
                 final = Image.fromarray(final_arr, "RGB")
                 timings["faces"] = time.perf_counter() - t
@@ -198,6 +208,7 @@ class Restorer:
             mask_source=mask_source,
             faces=face_results,
             timings=timings,
+            notes=notes,
         )
 
 

@@ -54,6 +54,8 @@ def enhance_faces(
     device: torch.device,
     progress: Callable[[float, str], None] | None = None,
     min_face_size: int = 0,
+    max_faces: int | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[np.ndarray, list[FaceResult]]:
     """Detect, enhance and blend back every face of an H x W x 3 uint8 image.
 
@@ -68,6 +70,14 @@ def enhance_faces(
     image = np.ascontiguousarray(image)
     report(0.05, "Looking for faces")
     detections = detect_faces(image, detector, device=device, min_face_size=min_face_size)
+    if max_faces is not None and len(detections) > max_faces:
+        # the most confident first; the caller tells the user how many were left out
+        msg = (f"{len(detections)} faces were found; only the {max_faces} most confident were enhanced "
+               "(raise max_faces to enhance more).")
+        if notes is not None:
+            notes.append(msg)
+        report(0.15, msg)
+        detections = detections[:max_faces]
     if not detections:
         report(1.0, "No face found")
         return image, []
