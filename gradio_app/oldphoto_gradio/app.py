@@ -228,7 +228,7 @@ def build_app(
             files = sorted(EXAMPLES_DIR.glob("*.png"))
             if files:
                 gr.Examples([[str(f), "auto", True, False] for f in files],
-                            inputs=[photo, scratches, faces, hr],
+                            inputs=[photo, scratches, faces, hr], visible_columns=[0, 1],
                             label="Examples (public-domain images, artificially aged)")
 
         photo.change(check_photo, inputs=photo, outputs=photo_notice, api_visibility="private")

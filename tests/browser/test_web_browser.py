@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/browser/ for a human to look at."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -95,7 +96,7 @@ def test_paint_a_stroke_restore_and_download(page, old_photo):
     t0 = time.monotonic()
     page.click("#restore-btn")
     # progress per stage is shown while it runs
-    page.wait_for_selector("#result .progress-text, #result .meta-text, #result .eta-bar", timeout=30_000)
+    page.locator("#result").get_by_text(re.compile("Preparing|Restoring")).first.wait_for(timeout=60_000)
     shot(page, "2-running")
     page.locator("#download").wait_for(state="visible", timeout=240_000)
     elapsed = time.monotonic() - t0
@@ -124,6 +125,35 @@ def test_paint_a_stroke_restore_and_download(page, old_photo):
     with Image.open(saved) as out:
         assert out.format == "PNG" and out.size == size and out.mode == "RGB"
     print(f"restoration in the browser: {elapsed:.1f} s for {size[0]}x{size[1]}")
+
+
+def test_start_from_the_detected_scratches(page, old_photo):
+    """The detected mask goes into the editor as a paint layer, and restoring uses it as the user's."""
+    page.locator("#photo input[type=file]").set_input_files(str(old_photo))
+    page.get_by_label("Paint the damaged areas myself").check()
+    page.get_by_label("Enhance faces").uncheck()
+    page.locator("#editor canvas").first.wait_for(state="visible", timeout=30_000)
+    page.click("#detect-btn")
+    busy = page.locator("#editor [data-testid=status-tracker]:not(.hide)")
+    busy.wait_for(state="visible", timeout=30_000)
+    busy.wait_for(state="hidden", timeout=240_000)
+    page.wait_for_timeout(1500)
+    shot(page, "5-detected-in-editor")
+    page.click("#restore-btn")
+    page.locator("#download").wait_for(state="visible", timeout=240_000)
+    summary = page.locator("#summary").inner_text()
+    assert "scratch mask: user" in summary, summary
+    share = float(summary.split("scratch mask: user, ")[1].split("%")[0])
+    assert share > 0
+
+
+def test_examples_fill_the_form(page):
+    """Clicking an example loads its (shipped, package-data) photo and options into the form."""
+    page.locator(".gallery-item, tr.tr-body").first.click()
+    photo = page.locator("#photo img").first
+    photo.wait_for(state="visible", timeout=30_000)
+    assert photo.evaluate("e => e.complete && e.naturalWidth") > 0  # the file is served
+    assert page.get_by_label("Detect scratches automatically").is_checked()
 
 
 def test_bad_file_shows_a_friendly_error(page, tmp_path):
