@@ -6,7 +6,7 @@ ZeroGPU is handled inside the package (``oldphoto_gradio.gpu``).
 
 from oldphoto_gradio import build_app, launch
 
-demo = build_app()
+demo = build_app(preload=True)  # networks load at start-up, not on the first visit
 
 if __name__ == "__main__":
     # host/port None: the Space's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT apply.

@@ -122,3 +122,11 @@ def test_without_spaces_the_gpu_wrapper_is_a_no_op():
         return x
 
     assert on_gpu(f) is f
+
+
+def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir, tmp_path):
+    from oldphoto import Restorer
+
+    assert service.preload_networks(Restorer(device="cpu", weights_dir=seeded_weights_dir)) == []
+    problems = service.preload_networks(Restorer(device="cpu", weights_dir=tmp_path))
+    assert len(problems) == 3 and all("vae_a_quality" in p or "detection_unet" in p for p in problems)

@@ -81,12 +81,14 @@ def build_app(
     device: str = "auto",
     max_side: int = service.DEFAULT_MAX_SIDE,
     examples: bool = True,
+    preload: bool = False,
 ) -> gr.Blocks:
     """The demo as a ``gr.Blocks`` with its queue configured; start it with :func:`launch`.
 
     ``restorer_factory`` makes the shared ``Restorer`` on first use (default:
     ``Restorer(device=device, weights_dir=weights_dir)``); nothing loads until someone restores, so
     the page comes up even when the weights are missing. ``max_side`` caps the photo size (0 = none).
+    ``preload`` loads all networks now (the Space does; missing weights are only logged).
     """
     if restorer_factory is None:
 
@@ -96,6 +98,9 @@ def build_app(
             return Restorer(device=device, weights_dir=weights_dir)
 
     holder = service.RestorerHolder(restorer_factory)
+    if preload:
+        for problem in service.preload_networks(holder.get()):
+            log.warning("weights not available at start-up: %s", problem)
 
     def gpu_restore(photo: Image.Image, mask: np.ndarray | None, scratches: str, hr: bool, faces: bool,
                     progress: Any = None) -> Any:

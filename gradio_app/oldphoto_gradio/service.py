@@ -146,6 +146,23 @@ class RestorerHolder:
             return self._restorer
 
 
+def preload_networks(restorer: Any) -> list[str]:
+    """Load every mode's networks now; return the messages of the modes whose weights are missing.
+
+    A Space preloads at start-up so the first visitor does not wait for loading, and so that on
+    ZeroGPU the networks live in the main process (each GPU call runs in a short-lived worker that
+    would otherwise load them again). Missing weights are reported, not raised: the page must come up
+    and explain them to visitors.
+    """
+    problems = []
+    for scratches, hr in ((False, False), (True, False), (True, True)):
+        try:
+            restorer.preload(scratches=scratches, hr=hr, faces=True)
+        except OldPhotoError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 @dataclass
 class Outputs:
     """Files and images the page shows for one restoration."""
