@@ -130,3 +130,15 @@ def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir,
     assert service.preload_networks(Restorer(device="cpu", weights_dir=seeded_weights_dir)) == []
     problems = service.preload_networks(Restorer(device="cpu", weights_dir=tmp_path))
     assert len(problems) == 3 and all("vae_a_quality" in p or "detection_unet" in p for p in problems)
+
+
+def test_the_queue_protects_the_machine(tmp_path):
+    """One restoration at a time (detection shares the slot), a bounded waiting line."""
+    from oldphoto_gradio.app import QUEUE_MAX_SIZE, build_app
+
+    demo = build_app(weights_dir=tmp_path)
+    assert demo._queue.max_size == QUEUE_MAX_SIZE
+    heavy = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name in ("restore", "detect_into_editor")}
+    assert set(heavy) == {"restore", "detect_into_editor"}
+    for fn in heavy.values():
+        assert fn.concurrency_limit == 1 and fn.concurrency_id == "restore"

@@ -22,4 +22,4 @@ echo "chromium.sh: installing Debian chromium (apt-get update first) ..."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-/usr/bin/chromium --version || true
+/usr/bin/chromium --version 2>/dev/null || true
