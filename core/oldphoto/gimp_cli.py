@@ -1,0 +1,164 @@
+"""``oldphoto gimp install | uninstall | path``: put the GIMP 3 plug-in where GIMP looks for it.
+
+Why a command: GIMP 3 silently ignores a plug-in that is not ``plug-ins/<name>/<name>.py`` or not
+executable, and the plug-in must know which Python runs the worker (GIMP's own Python has no
+torch). Installing copies three files out of the installed distribution (importlib.resources, so it
+works from a wheel or a checkout) and records ``sys.executable`` in ``oldphoto-worker.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import stat
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import bridge
+
+PLUGIN_NAME = "restore_old_photo"
+FILES = {
+    # installed name -> (package, resource)
+    f"{PLUGIN_NAME}.py": ("oldphoto_gimp", "restore_old_photo.py"),
+    "oldphoto_pixels.py": ("oldphoto_gimp", "pixels.py"),
+    "oldphoto_bridge.py": ("oldphoto", "bridge.py"),
+}
+
+
+def gimp_profile_base(platform: str | None = None, env: dict[str, str] | None = None,
+                      home: Path | None = None) -> Path:
+    """Where GIMP keeps its per-user folders (``.../GIMP``) on this platform."""
+    platform = platform or sys.platform
+    env = dict(os.environ) if env is None else env
+    home = home or Path.home()
+    if platform.startswith("win"):
+        return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "GIMP"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "GIMP"
+    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "GIMP"
+
+
+def default_plugins_dir(platform: str | None = None, env: dict[str, str] | None = None,
+                        home: Path | None = None) -> Path:
+    """The user's GIMP 3 plug-ins folder: ``$GIMP3_DIRECTORY/plug-ins`` when set, else the newest
+    existing ``GIMP/3.x`` profile (GIMP 3.2 moves to ``3.2``), else ``GIMP/3.0``."""
+    env = dict(os.environ) if env is None else env
+    if env.get("GIMP3_DIRECTORY"):
+        return Path(env["GIMP3_DIRECTORY"]) / "plug-ins"
+    base = gimp_profile_base(platform, env, home)
+    versions = []
+    if base.is_dir():
+        for d in base.iterdir():
+            m = re.fullmatch(r"3\.(\d+)", d.name)
+            if m and d.is_dir():
+                versions.append((int(m.group(1)), d))
+    profile = max(versions)[1] if versions else base / "3.0"
+    return profile / "plug-ins"
+
+
+def install(plugins_dir: Path, config: bridge.WorkerConfig) -> Path:
+    """Copy the plug-in into ``plugins_dir/<name>/`` and write the worker config; returns the folder."""
+    dest = plugins_dir / PLUGIN_NAME
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, (package, resource) in FILES.items():
+        data = resources.files(package).joinpath(resource).read_bytes()
+        target = dest / name
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)  # a new mtime makes GIMP query the plug-in again
+    main = dest / f"{PLUGIN_NAME}.py"
+    main.chmod(main.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    config.save(dest / bridge.CONFIG_NAME)
+    return dest
+
+
+def uninstall(plugins_dir: Path) -> Path | None:
+    """Remove our folder (only if it is ours) and stop its worker; returns what was removed."""
+    dest = plugins_dir / PLUGIN_NAME
+    if not (dest / f"{PLUGIN_NAME}.py").is_file():
+        return None
+    try:
+        cfg = bridge.WorkerConfig.load(dest / bridge.CONFIG_NAME)
+        if cfg.uses_socket():
+            with bridge.WorkerClient.connect(cfg, start=False) as client:
+                client.shutdown()
+    except (bridge.OldPhotoError, OSError):
+        pass  # no worker running, or no config: nothing to stop
+    shutil.rmtree(dest)
+    return dest
+
+
+def _cmd_install(args: argparse.Namespace) -> int:
+    plugins_dir = Path(args.plugins_dir) if args.plugins_dir else default_plugins_dir()
+    weights_dir = str(Path(args.weights_dir).resolve()) if args.weights_dir else None
+    config = bridge.WorkerConfig(
+        python=args.python or sys.executable,
+        weights_dir=weights_dir,
+        device=args.device,
+        transport=args.transport,
+        socket=args.socket,
+    )
+    if args.python and not Path(args.python).is_file():
+        print(f"oldphoto gimp install: --python {args.python} does not exist.", file=sys.stderr)
+        return 2
+    try:
+        dest = install(plugins_dir, config)
+    except OSError as exc:
+        print(f"oldphoto gimp install: cannot write to {plugins_dir} ({exc}); "
+              "pass --plugins-dir with GIMP's plug-ins folder.", file=sys.stderr)
+        return 1
+    print(f"Installed the GIMP plug-in in {dest}")
+    print(f"Worker: {config.python}" + (f" (weights from {weights_dir})" if weights_dir else ""))
+    print("Restart GIMP, then use Filters > Enhance > Restore Old Photo...")
+    return 0
+
+
+def _cmd_uninstall(args: argparse.Namespace) -> int:
+    plugins_dir = Path(args.plugins_dir) if args.plugins_dir else default_plugins_dir()
+    try:
+        removed = uninstall(plugins_dir)
+    except OSError as exc:
+        print(f"oldphoto gimp uninstall: cannot remove it from {plugins_dir} ({exc}).", file=sys.stderr)
+        return 1
+    if removed is None:
+        print(f"The GIMP plug-in is not installed in {plugins_dir}; nothing to remove.")
+    else:
+        print(f"Removed {removed}; restart GIMP.")
+    return 0
+
+
+def _cmd_path(args: argparse.Namespace) -> int:
+    print(default_plugins_dir())
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("gimp", help="install or remove the GIMP 3 plug-in",
+                              description="Install or remove the GIMP 3 plug-in 'Restore Old Photo'.")
+    sub = p.add_subparsers(dest="gimp_command", metavar="ACTION", required=True)
+    dir_help = "GIMP's plug-ins folder (default: the user's GIMP 3 profile, see `oldphoto gimp path`)"
+
+    i = sub.add_parser("install", help="copy the plug-in into GIMP's plug-ins folder")
+    i.add_argument("--plugins-dir", help=dir_help)
+    i.add_argument("--python", help="Python that runs the worker (default: this one, %(default)s)")
+    i.add_argument("--weights-dir", help="folder of <component>.safetensors for the worker")
+    i.add_argument("--device", default="auto", help="worker device: auto (default), cpu, cuda, cuda:N")
+    i.add_argument("--transport", choices=("auto", "socket", "stdio"), default="auto",
+                   help="how the plug-in reaches the worker (default auto: a persistent worker on a "
+                        "UNIX socket, or one worker per run over pipes on Windows)")
+    i.add_argument("--socket", metavar="PATH",
+                   help="UNIX socket of the worker as GIMP sees it (for a GIMP that cannot start "
+                        "programs, e.g. Flatpak: start `oldphoto worker --socket PATH` yourself)")
+    i.set_defaults(func=_cmd_install)
+
+    u = sub.add_parser("uninstall", help="remove the plug-in (and stop its worker)")
+    u.add_argument("--plugins-dir", help=dir_help)
+    u.set_defaults(func=_cmd_uninstall)
+
+    w = sub.add_parser("path", help="print the plug-ins folder `install` would use")
+    w.set_defaults(func=_cmd_path)
+    return p

@@ -1,0 +1,148 @@
+"""Runs INSIDE a real GIMP 3 (``gimp-console --batch-interpreter=python-fu-eval``), driven by
+tests/gimp/test_gimp_real.py. It calls the installed "Restore Old Photo" procedure the way a script
+would and writes what it saw to ``$OLDPHOTO_T/out/`` (``report.json`` plus raw pixel dumps), so the
+host test, which has numpy and torch, can check the pixels against ``Restorer.restore``.
+
+``OLDPHOTO_CASES=main``: three images (8-bit with an offset layer on a larger canvas, 16-bit linear
+with a selection as damage mask, 32-bit float), then a run with the last values.
+``OLDPHOTO_CASES=fail``: one run that must fail (the worker cannot be found).
+Only GIMP's Python (stdlib + gi) is available here.
+"""
+
+import json
+import os
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+T = os.environ["OLDPHOTO_T"]
+OUT = os.path.join(T, "out")
+os.makedirs(OUT, exist_ok=True)
+PROC = "plug-in-restore-old-photo"
+report = {"cases": {}}
+
+
+def save_report():
+    with open(os.path.join(OUT, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+
+
+def dump(name, data):
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+
+
+def pixels(drawable, fmt):
+    rect = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+    return drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
+
+
+def native(img):
+    kind = img.get_precision().value_nick.split("-")[0]
+    return "R'G'B'A " + kind
+
+
+def call(img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, **options):
+    proc = pdb.lookup_procedure(PROC)
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", run_mode)
+    cfg.set_property("image", img)
+    cfg.set_core_object_array("drawables", [layer])
+    for key, value in options.items():
+        cfg.set_property(key, value)
+        assert cfg.get_property(key) == value, f"option {key}={value!r} was not accepted"
+    res = proc.run(cfg)
+    status = res.index(0)
+    message = res.index(1) if res.length() > 1 else None
+    return status.value_nick, message
+
+
+def run_case(name, img, layer, **options):
+    before_native = pixels(layer, native(img))
+    dump(name + "-input.rgba", pixels(layer, "R'G'B'A u8"))
+    n_before = len(img.get_layers())
+    status, message = call(img, layer, **options)
+    layers = img.get_layers()
+    case = {
+        "status": status,
+        "message": message,
+        "precision": img.get_precision().value_nick,
+        "layers": [lay.get_name() for lay in layers],
+        "layers_added": len(layers) - n_before,
+        "original_size": [layer.get_width(), layer.get_height()],
+        "original_offsets": list(layer.get_offsets()[1:]),
+        "original_unchanged": pixels(layer, native(img)) == before_native,
+    }
+    if status == "success":
+        restored = layers[img.get_item_position(layer) - 1]
+        case.update(
+            restored_name=restored.get_name(),
+            restored_above=img.get_item_position(restored) == img.get_item_position(layer) - 1,
+            restored_size=[restored.get_width(), restored.get_height()],
+            restored_offsets=list(restored.get_offsets()[1:]),
+            restored_has_alpha=restored.has_alpha(),
+            alpha_exact=pixels(restored, native(img))[3::4] == before_native[3::4]
+            if native(img).endswith("u8")
+            else alpha_bytes(pixels(restored, native(img)), img) == alpha_bytes(before_native, img),
+        )
+        dump(name + "-restored.rgba", pixels(restored, "R'G'B'A u8"))
+    report["cases"][name] = case
+    save_report()
+    return case
+
+
+def alpha_bytes(data, img):
+    size = {"u8": 1, "u16": 2, "u32": 4, "half": 2, "float": 4, "double": 8}[native(img).split()[1]]
+    bpp = 4 * size
+    return b"".join(data[k::bpp] for k in range(3 * size, bpp))
+
+
+pdb = Gimp.get_pdb()
+assert pdb.procedure_exists(PROC), "the plug-in is not registered (install layout or shebang?)"
+proc_info = pdb.lookup_procedure(PROC)
+report["menu_paths"] = list(proc_info.get_menu_paths())
+report["menu_label"] = proc_info.get_menu_label()
+report["arguments"] = [a.get_name() for a in proc_info.get_arguments()]
+mode = os.environ.get("OLDPHOTO_CASES", "main")
+
+img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "in.png")))
+layer = img.get_layers()[0]
+
+if mode == "main":
+    # 8-bit: a layer smaller than the canvas, at an offset
+    w, h = layer.get_width(), layer.get_height()
+    img.resize(w + 40, h + 30, 0, 0)
+    layer.set_offsets(17, 9)
+    img16, img32, imgl = img.duplicate(), img.duplicate(), img.duplicate()
+    run_case("u8", img, layer, scratches="none", faces=False, hr=False)
+
+    # 16-bit linear light, the selection (in image coordinates) as the damage mask
+    img16.convert_precision(Gimp.Precision.U16_LINEAR)
+    img16.select_rectangle(Gimp.ChannelOps.REPLACE, 17 + 10, 9 + 20, 30, 12)
+    dump("u16-selection.y", pixels(img16.get_selection(), "Y u8"))
+    report["selection_size"] = [img16.get_width(), img16.get_height()]
+    run_case("u16", img16, img16.get_layers()[0], scratches="selection", faces=False, hr=False)
+
+    # 32-bit float
+    img32.convert_precision(Gimp.Precision.FLOAT_NON_LINEAR)
+    run_case("f32", img32, img32.get_layers()[0], scratches="none", faces=False, hr=False)
+
+    # Last values: GIMP saves them only after an interactive run (the dialog's OK), which needs a
+    # display. Save a config the way that OK does, then run WITH_LAST_VALS: the plug-in must get
+    # scratches=selection back and, without a selection, refuse with its message.
+    # The plug-in process saves them under its config's GType name (measured in GIMP 3.0.4).
+    settings = os.path.join(Gimp.directory(), "plug-in-settings", f"GimpProcedureConfigRun-{PROC}.last")
+    os.makedirs(os.path.dirname(settings), exist_ok=True)
+    with open(settings, "w") as f:  # GimpConfig's serialization, as gimp_procedure_config_save_last writes it
+        f.write('# settings\n\n(scratches "selection")\n(faces no)\n(hr no)\n\n# end of settings\n')
+    status, message = call(imgl, imgl.get_layers()[0], run_mode=Gimp.RunMode.WITH_LAST_VALS)
+    report["cases"]["last_values"] = {"status": status, "message": message, "file": settings}
+    save_report()
+else:
+    run_case("fail", img, layer, scratches="none", faces=False, hr=False)
+    case = report["cases"]["fail"]
+    if case["status"] != "success":
+        raise RuntimeError("plug-in failed: {}: {}".format(case["status"], case["message"]))

@@ -1,0 +1,231 @@
+"""The plug-in in a REAL GIMP 3 (headless, in the Debian 13 root of tests/setup/gimp3-root.sh).
+
+Flow: build or reuse the root -> ``oldphoto gimp install`` into a fresh GIMP profile inside it ->
+start ``oldphoto worker`` on the host (torch stays in this venv) listening on a socket inside the
+root's /tmp, which GIMP sees at /tmp/<name>/ -> gimp-console runs tests/gimp/gimp_batch.py, which
+calls the procedure on a real old photo in 8-bit, 16-bit linear and 32-bit float -> compare the
+"Restored" layers with ``Restorer.restore`` run directly here. Then reinstall without the socket:
+GIMP must report the friendly "worker was not found" error. Seeded weights, photo downscaled to
+128 px, faces off (the seeded face detector finds thousands of "faces"), so it stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ..conftest import REPO, require_reference
+
+ROOT = Path(os.environ.get("OLDPHOTO_GIMP3_ROOT", "/var/cache/oldphoto-gimp3root"))
+SETUP = REPO / "tests" / "setup" / "gimp3-root.sh"
+BATCH = Path(__file__).with_name("gimp_batch.py")
+SELECTION = (10, 20, 30, 12)  # x, y, w, h in layer coordinates (gimp_batch.py adds the offset 17, 9)
+
+
+def _gimp_root() -> Path:
+    if (ROOT / ".oldphoto-gimp3-ready").is_file():
+        return ROOT
+    t = time.perf_counter()
+    r = subprocess.run(["bash", str(SETUP), str(ROOT)], capture_output=True, text=True, timeout=900)
+    if r.returncode:
+        pytest.fail(f"building the GIMP 3 root failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    m = re.search(r"oldphoto-gimp3-root: skip: (.*)", r.stdout)
+    if m:
+        pytest.skip(f"real-GIMP test skipped: {m.group(1)}")
+    print(f"GIMP 3 root built in {time.perf_counter() - t:.0f} s")
+    return ROOT
+
+
+def _run_gimp(root: Path, name: str, cases: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    cmd = [
+        "timeout", str(timeout), "chroot", str(root), "env", "-i", f"HOME=/tmp/{name}/home", "PATH=/usr/bin:/bin",
+        f"GIMP3_DIRECTORY=/tmp/{name}/cfg", f"OLDPHOTO_T=/tmp/{name}", f"OLDPHOTO_CASES={cases}",
+        "gimp-console", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval",
+        "-b", f"exec(open('/tmp/{name}/gimp_batch.py').read())", "--quit",
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def _oldphoto(*args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "oldphoto.cli", *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _wait_for_worker(sock: Path, proc: subprocess.Popen, log: Path) -> None:
+    from oldphoto import bridge
+
+    cfg = bridge.WorkerConfig(python=sys.executable, socket=str(sock), transport="socket")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the worker exited: {log.read_text()}"
+        try:
+            with bridge.WorkerClient.connect(cfg, start=False):
+                return
+        except bridge.BridgeError:
+            time.sleep(0.2)
+    pytest.fail(f"the worker did not listen on {sock}: {log.read_text()}")
+
+
+def _load(out: Path, name: str, w: int, h: int) -> np.ndarray:
+    return np.frombuffer((out / name).read_bytes(), np.uint8).reshape(h, w, 4)
+
+
+@pytest.fixture(scope="module")
+def gimp_run(seeded_weights_dir, tmp_path_factory):
+    """One GIMP session with all success cases, plus the expected results computed meanwhile."""
+    root = _gimp_root()
+    photo = require_reference("test_images", "old_w_scratch", "a.png")
+    work = Path(tempfile.mkdtemp(prefix="opg-", dir=root / "tmp"))
+    name = work.name
+    timings: dict[str, float] = {}
+    try:
+        (work / "home").mkdir()
+        rgb = Image.open(photo).convert("RGB")
+        rgb.thumbnail((128, 128), Image.LANCZOS)
+        arr = np.asarray(rgb)
+        h, w = arr.shape[:2]
+        # a real alpha ramp (64..255) so that "alpha kept from the original" is checked
+        alpha = np.broadcast_to(64 + np.arange(w) * 191 // (w - 1), (h, w)).astype(np.uint8)
+        rgba = np.dstack([arr, alpha])
+        Image.fromarray(rgba, "RGBA").save(work / "in.png")
+        shutil.copy(BATCH, work / "gimp_batch.py")
+
+        _oldphoto("gimp", "install", "--plugins-dir", str(work / "cfg" / "plug-ins"),
+                  "--socket", f"/tmp/{name}/worker.sock", "--device", "cpu")
+        log = work / "worker.log"
+        with open(log, "wb") as logf:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "oldphoto.cli", "worker", "--socket", str(work / "worker.sock"),
+                 "--weights-dir", str(seeded_weights_dir), "--device", "cpu"],
+                stdout=logf, stderr=logf,
+            )
+        try:
+            t = time.perf_counter()
+            _wait_for_worker(work / "worker.sock", worker, log)
+            timings["worker_start"] = time.perf_counter() - t
+
+            def expected() -> dict[str, np.ndarray]:
+                from oldphoto import Restorer
+
+                r = Restorer(device="cpu", weights_dir=seeded_weights_dir)
+                x, y, mw, mh = SELECTION
+                mask = np.zeros((h, w), np.uint8)
+                mask[y:y + mh, x:x + mw] = 255
+                return {
+                    "none": np.asarray(r.restore(arr, faces=False).image),
+                    "mask": np.asarray(r.restore(arr, mask=mask, faces=False).image),
+                }
+
+            with ThreadPoolExecutor(1) as pool:
+                want = pool.submit(expected)
+                t = time.perf_counter()
+                main = _run_gimp(root, name, "main")
+                timings["gimp_main"] = time.perf_counter() - t
+                want_images = want.result()
+            report = _read_report(work, main)
+            yield {
+                "work": work, "name": name, "rgba": rgba, "size": (w, h), "main": main, "report": report,
+                "want": want_images, "worker_log": log, "timings": timings, "root": root,
+            }
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            print(f"real-GIMP timings: {({k: round(v, 1) for k, v in timings.items()})}")
+    finally:
+        if not os.environ.get("OLDPHOTO_KEEP_GIMP_TMP"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _read_report(work: Path, run: subprocess.CompletedProcess) -> dict:
+    import json
+
+    path = work / "out" / "report.json"
+    assert path.is_file(), f"GIMP wrote no report (exit {run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    return json.loads(path.read_text())
+
+
+def test_gimp_batch_succeeded(gimp_run):
+    run = gimp_run["main"]
+    assert run.returncode == 0, f"gimp-console exit {run.returncode}:\n{run.stderr[-4000:]}"
+    assert "batch command executed successfully" in run.stdout + run.stderr
+
+
+def test_procedure_is_registered_in_the_menu(gimp_run):
+    report = gimp_run["report"]
+    assert report["menu_paths"] == ["<Image>/Filters/Enhance"]
+    assert report["menu_label"] == "Restore Old Photo…"
+    assert report["arguments"][3:] == ["scratches", "faces", "hr"]
+
+
+@pytest.mark.parametrize("case", ["u8", "u16", "f32"])
+def test_restored_layer_matches_restorer(gimp_run, case):
+    report, (w, h) = gimp_run["report"], gimp_run["size"]
+    c = report["cases"][case]
+    assert c["status"] == "success", c["message"]
+    assert c["layers_added"] == 1 and c["restored_name"] == "Restored" and c["restored_above"]
+    assert c["restored_size"] == [w, h] and c["restored_offsets"] == [17, 9] == c["original_offsets"]
+    assert c["original_unchanged"], "the original layer was modified"
+    assert c["restored_has_alpha"] and c["alpha_exact"], "alpha not kept bit-exactly in the image's precision"
+    out = gimp_run["work"] / "out"
+    sent = _load(out, f"{case}-input.rgba", w, h)
+    assert np.array_equal(sent, gimp_run["rgba"]), "the layer GIMP read is not the photo"
+    got = _load(out, f"{case}-restored.rgba", w, h)
+    want = gimp_run["want"]["mask" if case == "u16" else "none"]
+    diff = np.abs(got[..., :3].astype(int) - want.astype(int)).max()
+    assert diff == 0, f"{case}: Restored differs from Restorer.restore by up to {diff}"
+    assert np.array_equal(got[..., 3], gimp_run["rgba"][..., 3])
+
+
+def test_selection_became_the_mask(gimp_run):
+    """The mask run must differ from the maskless one (else the selection was not used)."""
+    want = gimp_run["want"]
+    assert not np.array_equal(want["mask"], want["none"])
+    assert gimp_run["report"]["cases"]["u16"]["precision"] == "u16-linear"
+    assert gimp_run["report"]["cases"]["f32"]["precision"] == "float-non-linear"
+
+
+def test_last_values_are_used(gimp_run):
+    c = gimp_run["report"]["cases"]["last_values"]
+    assert c["status"] == "calling-error"
+    assert "needs a selection" in c["message"]
+
+
+def test_worker_kept_models_loaded(gimp_run):
+    log = gimp_run["worker_log"].read_text()
+    assert len(re.findall(r"restore \d+x\d+ scratches=", log)) == 3, log
+    assert len(set(re.findall(r"oldphoto worker (\d+):", log))) == 1, "one worker process served every run"
+
+
+def test_worker_not_found_is_a_friendly_gimp_error(gimp_run):
+    work, name, root = gimp_run["work"], gimp_run["name"], gimp_run["root"]
+    # a normal install, no socket: the plug-in must start the recorded Python, which GIMP's root lacks
+    _oldphoto("gimp", "install", "--plugins-dir", str(work / "cfg" / "plug-ins"))
+    python_in_root = (root / sys.executable.lstrip("/")).exists()
+    shutil.rmtree(work / "out")
+    t = time.perf_counter()
+    run = _run_gimp(root, name, "fail", timeout=120)
+    gimp_run["timings"]["gimp_fail"] = time.perf_counter() - t
+    report = _read_report(work, run)
+    c = report["cases"]["fail"]
+    assert run.returncode == 64, run.stderr[-3000:]
+    assert c["status"] == "execution-error"
+    assert c["message"].startswith("Restore Old Photo: The oldphoto worker ")
+    if not python_in_root:
+        assert "was not found" in c["message"] and "oldphoto gimp install" in c["message"]
+    assert c["layers_added"] == 0 and c["original_unchanged"]
+    assert f"/tmp/{name}/cfg/plug-ins" not in run.stderr, "the plug-in raised a traceback"

@@ -1,0 +1,322 @@
+"""The bridge protocol (oldphoto.bridge) and the worker (oldphoto.bridge_worker), with the real
+Restorer on seeded weights (no GIMP needed).
+
+In-process tests drive :class:`oldphoto.bridge_worker.Worker` over a socketpair; the last group
+starts real worker processes the way the GIMP plug-in does (persistent socket worker and per-call
+stdio worker).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from oldphoto import bridge, bridge_worker
+from oldphoto.cli import build_parser
+
+RNG = np.random.default_rng(36)
+W, H = 48, 40
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A small RGB image with structure (gradients + noise), enough for every stage to run."""
+    y, x = np.mgrid[0:H, 0:W]
+    base = np.stack([x * 255 // W, y * 255 // H, (x + y) * 255 // (W + H)], axis=-1)
+    return np.clip(base + RNG.integers(-30, 30, (H, W, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def restorer(seeded_weights_dir):
+    from oldphoto import Restorer
+
+    return Restorer(device="cpu", weights_dir=seeded_weights_dir)
+
+
+class Conn:
+    """A Worker serving one end of a socketpair in a thread; the test holds a WorkerClient on the other."""
+
+    def __init__(self, worker: bridge_worker.Worker) -> None:
+        a, b = socket.socketpair()
+        self.server_sock, self.client_sock = a, b
+        self.thread = threading.Thread(target=worker.handle, args=(a.makefile("rb"), a.makefile("wb")), daemon=True)
+        self.thread.start()
+        self.client = bridge.WorkerClient(b.makefile("rb"), b.makefile("wb"), closer=self.close)
+
+    def close(self) -> None:
+        try:
+            self.client_sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.client_sock.close()
+        self.thread.join(timeout=60)
+        self.server_sock.close()
+
+
+# -- framing --------------------------------------------------------------------------------------
+
+
+def test_message_round_trip():
+    buf = io.BytesIO()
+    payload = bytes(range(256)) * 4099
+    bridge.write_message(buf, {"op": "restore", "width": 3, "name": "é"}, payload)
+    bridge.write_message(buf, {"op": "status"})
+    buf.seek(0)
+    assert bridge.read_message(buf) == ({"op": "restore", "width": 3, "name": "é"}, payload)
+    assert bridge.read_message(buf) == ({"op": "status"}, b"")
+    with pytest.raises(bridge.ConnectionClosed):
+        bridge.read_message(buf)
+
+
+def test_round_trip_through_a_pipe_in_pieces():
+    """Large payloads arrive in many reads on a real pipe."""
+    r, w = os.pipe()
+    payload = RNG.integers(0, 256, 3 * 1024 * 1024, dtype=np.uint8).tobytes()
+    rf, wf = os.fdopen(r, "rb"), os.fdopen(w, "wb")
+    t = threading.Thread(target=lambda: (bridge.write_message(wf, {"op": "x"}, payload), wf.close()))
+    t.start()
+    assert bridge.read_message(rf) == ({"op": "x"}, payload)
+    t.join()
+    rf.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "match"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", bridge.ProtocolError, "not an oldphoto bridge message"),
+        (bridge.MAGIC + (2**31).to_bytes(4, "big") + bytes(8), bridge.ProtocolError, "too large"),
+        (bridge.MAGIC + (2).to_bytes(4, "big") + bytes(8) + b"[]", bridge.ProtocolError, "not a JSON object"),
+        (bridge.MAGIC + (2).to_bytes(4, "big") + bytes(8) + b"{x", bridge.ProtocolError, "bad message header"),
+        (bridge.MAGIC + (2).to_bytes(4, "big") + (10).to_bytes(8, "big") + b"{}abc", bridge.ConnectionClosed,
+         "after 3 of 10"),
+        (bridge.MAGIC[:2], bridge.ConnectionClosed, "closed"),
+    ],
+)
+def test_bad_input_is_a_clear_error(data, error, match):
+    with pytest.raises(error, match=match):
+        bridge.read_message(io.BytesIO(data))
+
+
+def test_bridge_errors_are_oldphoto_errors():
+    from oldphoto.errors import OldPhotoError
+
+    assert issubclass(bridge.BridgeError, OldPhotoError) and issubclass(bridge.WorkerError, OldPhotoError)
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def test_config_round_trip(tmp_path):
+    cfg = bridge.WorkerConfig(python="/x/python", weights_dir="/w", device="cpu", socket="/tmp/s.sock")
+    cfg.save(tmp_path / "c.json")
+    assert bridge.WorkerConfig.load(tmp_path / "c.json") == cfg
+
+
+def test_missing_or_broken_config_says_what_to_do(tmp_path):
+    with pytest.raises(bridge.BridgeError, match="is missing. Run `oldphoto gimp install`"):
+        bridge.WorkerConfig.load(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(bridge.BridgeError, match="cannot be read"):
+        bridge.WorkerConfig.load(tmp_path / "bad.json")
+    (tmp_path / "nopy.json").write_text("{}")
+    with pytest.raises(bridge.BridgeError, match="names no Python"):
+        bridge.WorkerConfig.load(tmp_path / "nopy.json")
+
+
+def test_default_socket_is_per_environment():
+    a = bridge.WorkerConfig(python="/env1/bin/python").socket_path()
+    b = bridge.WorkerConfig(python="/env2/bin/python").socket_path()
+    assert a != b and a == bridge.WorkerConfig(python="/env1/bin/python").socket_path()
+    assert len(a.encode()) < 104, "AF_UNIX paths are limited to 104 bytes on macOS"
+    assert bridge.WorkerConfig(python="p", socket="/s").socket_path() == "/s"
+
+
+def test_worker_command():
+    cfg = bridge.WorkerConfig(python="/py", weights_dir="/w", device="cpu", socket="/s", idle_timeout=60)
+    assert cfg.worker_command() == ["/py", "-m", "oldphoto.bridge_worker", "--device", "cpu", "--weights-dir", "/w",
+                                    "--socket", "/s", "--idle-timeout", "60"]
+    assert cfg.worker_command(stdio=True)[-1] == "--stdio"
+
+
+def test_worker_subcommand_is_registered():
+    args = build_parser().parse_args(["worker", "--socket", "/tmp/x.sock", "--weights-dir", "/w"])
+    assert args.func is bridge.run_worker and args.socket == "/tmp/x.sock" and args.idle_timeout == 0
+
+
+# -- the worker, in process -----------------------------------------------------------------------
+
+
+def test_hello_status_and_unknown_request(restorer):
+    conn = Conn(bridge_worker.Worker(restorer))
+    info = conn.client.hello()
+    assert info["protocol"] == bridge.PROTOCOL and info["pid"] == os.getpid()
+    assert conn.client.status()["done"] == 0
+    conn.client._send({"op": "dance"})
+    with pytest.raises(bridge.WorkerError, match="unknown request 'dance'"):
+        conn.client._expect("status")
+    conn.close()
+
+
+def test_restore_matches_restorer(restorer, photo):
+    conn = Conn(bridge_worker.Worker(restorer))
+    seen: list[tuple[float, str]] = []
+    out, info = conn.client.restore(photo.tobytes(), W, H, faces=False, progress=lambda f, m: seen.append((f, m)))
+    want = np.asarray(restorer.restore(photo, faces=False).image)
+    assert np.array_equal(np.frombuffer(out, np.uint8).reshape(H, W, 3), want)
+    assert info["width"] == W and info["faces"] == 0 and "restore" in info["timings"]
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] == 1.0
+    assert conn.client.status()["last_job"] == {"width": W, "height": H, "scratches": "none", "hr": False,
+                                               "faces": False}
+    conn.close()
+
+
+def test_restore_with_mask_matches_restorer(restorer, photo):
+    mask = np.zeros((H, W), np.uint8)
+    mask[10:14, 5:40] = 255
+    conn = Conn(bridge_worker.Worker(restorer))
+    out, info = conn.client.restore(photo.tobytes(), W, H, scratches="mask", mask=mask.tobytes(), faces=False)
+    want = np.asarray(restorer.restore(photo, mask=mask, faces=False).image)
+    assert np.array_equal(np.frombuffer(out, np.uint8).reshape(H, W, 3), want)
+    assert info["mask_source"] == "user"
+    conn.close()
+
+
+def test_bad_request_is_an_error_and_the_connection_survives(restorer):
+    conn = Conn(bridge_worker.Worker(restorer))
+    conn.client._send({"op": "restore", "width": 4, "height": 4, "scratches": "none"}, b"\0" * 47)
+    with pytest.raises(bridge.WorkerError, match="got 47 bytes of pixels for a 4x4 request, expected 48") as e:
+        conn.client._expect("result")
+    assert e.value.kind == "InputError"
+    conn.client._send({"op": "restore", "width": 4, "height": 4, "scratches": "maybe"}, b"\0" * 48)
+    with pytest.raises(bridge.WorkerError, match="scratches must be"):
+        conn.client._expect("result")
+    assert conn.client.status()["failed"] == 2
+    conn.close()
+
+
+def test_client_checks_its_arguments(restorer):
+    conn = Conn(bridge_worker.Worker(restorer))
+    with pytest.raises(ValueError, match="expected 12"):
+        conn.client.restore(b"\0" * 11, 2, 2)
+    with pytest.raises(ValueError, match="exactly when"):
+        conn.client.restore(b"\0" * 12, 2, 2, scratches="mask")
+    conn.close()
+
+
+def test_missing_weights_is_a_friendly_error(tmp_path, photo):
+    from oldphoto import Restorer
+
+    conn = Conn(bridge_worker.Worker(Restorer(device="cpu", weights_dir=tmp_path)))
+    with pytest.raises(bridge.WorkerError) as e:
+        conn.client.restore(photo.tobytes(), W, H, faces=False)
+    assert e.value.kind == "WeightsError" and "not found" in str(e.value)
+    conn.close()
+
+
+def test_cancel_message_stops_the_job(restorer, photo):
+    worker = bridge_worker.Worker(restorer)
+    conn = Conn(worker)
+
+    def progress(fraction: float, message: str) -> None:
+        if fraction < 1.0:
+            conn.client.cancel()
+
+    t = time.perf_counter()
+    with pytest.raises(bridge.WorkerCancelled):
+        conn.client.restore(photo.tobytes(), W, H, scratches="auto", faces=False, progress=progress)
+    assert worker.stats["cancelled"] == 1 and worker.stats["done"] == 0
+    # and the worker still serves the next request on the same connection
+    assert conn.client.status()["busy"] is False
+    conn.close()
+    print(f"cancelled after {time.perf_counter() - t:.1f} s")
+
+
+def test_client_disconnect_cancels_the_job(restorer, photo):
+    """GIMP kills a plug-in whose progress is cancelled; the closed connection must stop the job."""
+    worker = bridge_worker.Worker(restorer)
+    conn = Conn(worker)
+
+    class Gone(Exception):
+        pass
+
+    def progress(fraction: float, message: str) -> None:
+        raise Gone()
+
+    with pytest.raises(Gone):
+        conn.client.restore(photo.tobytes(), W, H, scratches="auto", faces=False, progress=progress)
+    conn.close()  # joins the worker's connection thread
+    assert worker.stats["cancelled"] == 1 and worker.stats["done"] == 0
+
+
+# -- real worker processes ------------------------------------------------------------------------
+
+
+def test_socket_worker_is_started_once_and_stays(tmp_path, seeded_weights_dir, photo, restorer):
+    sock = f"/tmp/opb-{os.getpid()}-{time.monotonic_ns() % 10**6}/w.sock"
+    cfg = bridge.WorkerConfig(python=sys.executable, weights_dir=str(seeded_weights_dir), device="cpu",
+                              transport="socket", socket=sock, idle_timeout=60)
+    statuses: list[str] = []
+    t = time.perf_counter()
+    with bridge.WorkerClient.connect(cfg, status=statuses.append) as client:
+        started = time.perf_counter() - t
+        pid = client.info["pid"]
+        assert client.process is not None and client.process.pid == pid != os.getpid()
+        out, _ = client.restore(photo.tobytes(), W, H, faces=False)
+    assert statuses and "Starting the oldphoto worker" in statuses[0]
+    want = np.asarray(restorer.restore(photo, faces=False).image)
+    assert np.array_equal(np.frombuffer(out, np.uint8).reshape(H, W, 3), want)
+    with bridge.WorkerClient.connect(cfg) as again:  # the same worker answers: models stay loaded
+        assert again.info["pid"] == pid and again.process is None
+        assert again.status()["done"] == 1
+        again.shutdown()
+    deadline = time.monotonic() + 20
+    while os.path.exists(sock) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(sock), "the worker did not clean up its socket"
+    print(f"worker start + hello: {started:.1f} s")
+
+
+def test_stdio_worker(seeded_weights_dir, photo, restorer):
+    cfg = bridge.WorkerConfig(python=sys.executable, weights_dir=str(seeded_weights_dir), device="cpu",
+                              transport="stdio")
+    client = bridge.WorkerClient.connect(cfg)
+    proc = client.process
+    assert proc is not None and client.info["pid"] == proc.pid
+    out, _ = client.restore(photo.tobytes(), W, H, faces=False)
+    client.close()
+    assert proc.wait(timeout=20) == 0
+    want = np.asarray(restorer.restore(photo, faces=False).image)
+    assert np.array_equal(np.frombuffer(out, np.uint8).reshape(H, W, 3), want)
+
+
+def test_worker_that_cannot_start_explains_why(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA to provoke a start failure")
+    cfg = bridge.WorkerConfig(python=sys.executable, device="cuda", transport="socket",
+                              socket=str(tmp_path / "w.sock"))
+    with pytest.raises(bridge.BridgeError, match="could not start: CUDA was requested but this PyTorch build"):
+        bridge.WorkerClient.connect(cfg)
+
+
+@pytest.mark.parametrize("transport", ["socket", "stdio"])
+def test_missing_python_is_worker_not_found(tmp_path, transport):
+    cfg = bridge.WorkerConfig(python=str(tmp_path / "gone" / "python"), transport=transport,
+                              socket=str(tmp_path / "w.sock"))
+    with pytest.raises(bridge.BridgeError, match="oldphoto worker was not found.*oldphoto gimp install"):
+        bridge.WorkerClient.connect(cfg)
+
+
+def test_nobody_listening_without_start(tmp_path):
+    cfg = bridge.WorkerConfig(python=sys.executable, transport="socket", socket=str(tmp_path / "w.sock"))
+    with pytest.raises(bridge.BridgeError, match="No oldphoto worker is listening"):
+        bridge.WorkerClient.connect(cfg, start=False)
