@@ -142,3 +142,28 @@ def test_the_queue_protects_the_machine(tmp_path):
     assert set(heavy) == {"restore", "detect_into_editor"}
     for fn in heavy.values():
         assert fn.concurrency_limit == 1 and fn.concurrency_id == "restore"
+
+
+def test_package_result_writes_the_png_and_collects_intermediates(tmp_path):
+    from oldphoto.pipeline import RestoreResult
+    from oldphoto.stages.faces import FaceResult
+
+    prepared = service.prepare_photo(photo_file(tmp_path / "Oma 1931.png", (1500, 1000)), max_side=300)
+    image = Image.new("RGB", prepared.photo.size, (10, 20, 30))
+    mask = np.zeros((200, 304), bool)
+    mask[:50] = True
+    crop = np.full((256, 256, 3), 7, np.uint8)
+    face = FaceResult(box=(0, 0, 9, 9), score=0.9, landmarks=np.zeros((5, 2)), transform=np.eye(3),
+                      aligned=crop, enhanced=crop + 1)
+    result = RestoreResult(image=image, global_image=image, processed_input=image, mask=mask,
+                           mask_source="detected", faces=[face] * 20, timings={"restore": 1.5, "faces": 2.0})
+    out = service.package_result(prepared, result, tmp_path / "out")
+    assert out.download == tmp_path / "out" / "Oma 1931_restored.png"
+    with Image.open(out.download) as png:
+        assert png.format == "PNG" and png.size == (300, 200) and png.getpixel((0, 0)) == (10, 20, 30)
+    assert out.before is prepared.photo and out.after is image
+    assert out.mask.mode == "L" and np.asarray(out.mask)[:50].min() == 255 and np.asarray(out.mask)[50:].max() == 0
+    assert len(out.faces) == 2 * service.MAX_FACES_SHOWN
+    assert out.faces[0][1] == "Face 1: before" and (out.faces[1][0] == 8).all()
+    assert "downscaled to 300×200" in out.summary and "25.0% of the photo" in out.summary
+    assert "20 face(s) enhanced" in out.summary and "3.5 s" in out.summary

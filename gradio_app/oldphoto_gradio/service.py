@@ -46,6 +46,10 @@ WEIGHTS_HELP = (
 )
 
 
+MAX_FACES_SHOWN = 12
+"""Faces shown before/after in the gallery; a crowd photo still gets every face enhanced."""
+
+
 class UserError(OldPhotoError):
     """A request the app cannot run as given (no photo, nothing painted); the message says what to do."""
 
@@ -182,7 +186,7 @@ def package_result(prepared: Prepared, result: Any, out_dir: str | Path | None =
     path = folder / f"{prepared.name}_restored.png"
     result.image.save(path, format="PNG")
     faces: list[tuple[np.ndarray, str]] = []
-    for i, face in enumerate(result.faces, 1):
+    for i, face in enumerate(result.faces[:MAX_FACES_SHOWN], 1):
         faces.append((np.asarray(face.aligned), f"Face {i}: before"))
         faces.append((np.asarray(face.enhanced), f"Face {i}: after"))
     w, h = result.image.size
