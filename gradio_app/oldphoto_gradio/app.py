@@ -236,7 +236,10 @@ def build_app(
                             inputs=[photo, scratches, faces, hr], visible_columns=[0, 1],
                             label="Examples (public-domain images, artificially aged)")
 
-        photo.change(check_photo, inputs=photo, outputs=photo_notice, api_visibility="private")
+        # A file that cannot be read is reported (check_photo raises) and then removed from the form.
+        photo.change(check_photo, inputs=photo, outputs=photo_notice, api_visibility="private").failure(
+            lambda: None, outputs=photo, api_visibility="private"
+        )
         photo.change(fill_editor, inputs=[photo, scratches], outputs=editor, api_visibility="private")
         scratches.change(show_editor, inputs=scratches, outputs=paint_group, api_visibility="private").then(
             fill_editor, inputs=[photo, scratches], outputs=editor, api_visibility="private"

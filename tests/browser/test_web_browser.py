@@ -163,7 +163,10 @@ def test_bad_file_shows_a_friendly_error(page, tmp_path):
     toast = page.locator(".toast-body").filter(has_text="broken.png")
     toast.wait_for(state="visible", timeout=30_000)
     text = toast.inner_text()
+    page.wait_for_timeout(800)  # let the pop-up finish fading in for the screenshot
     shot(page, "4-bad-file")
+    # the unreadable file is taken out of the form again
+    page.locator("#photo img").wait_for(state="detached", timeout=10_000)
     assert "broken.png: the image file is corrupt or truncated" in text
     assert "Traceback" not in text and "/tmp/" not in text
 
