@@ -167,3 +167,16 @@ def test_package_result_writes_the_png_and_collects_intermediates(tmp_path):
     assert out.faces[0][1] == "Face 1: before" and (out.faces[1][0] == 8).all()
     assert "downscaled to 300×200" in out.summary and "25.0% of the photo" in out.summary
     assert "20 face(s) enhanced" in out.summary and "3.5 s" in out.summary
+
+
+def test_result_store_prunes_old_results(tmp_path):
+    import os
+    import time
+
+    store = service.ResultStore(tmp_path, max_age_s=60)
+    old, recent = store.new_folder(), store.new_folder()
+    (old / "a_restored.png").write_bytes(b"x")
+    past = time.time() - 120
+    os.utime(old, (past, past))
+    fresh = store.new_folder()  # each new request prunes
+    assert not old.exists() and recent.exists() and fresh.exists() and fresh.parent == tmp_path

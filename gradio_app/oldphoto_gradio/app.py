@@ -98,6 +98,7 @@ def build_app(
             return Restorer(device=device, weights_dir=weights_dir)
 
     holder = service.RestorerHolder(restorer_factory)
+    results = service.ResultStore()
     if preload:
         for problem in service.preload_networks(holder.get()):
             log.warning("weights not available at start-up: %s", problem)
@@ -181,7 +182,7 @@ def build_app(
             for notice in prepared.notices:
                 gr.Warning(notice)
             result = run_on_gpu(prepared.photo, req.mask, req.scratches, req.hr, req.faces, progress)
-            out = service.package_result(prepared, result)
+            out = service.package_result(prepared, result, results.new_folder())
         except Exception as exc:
             if isinstance(exc, service.InputError) and photo:
                 exc = service.InputError(_shown_name(str(exc), photo))
@@ -194,7 +195,8 @@ def build_app(
             out.faces,
         )
 
-    with gr.Blocks(title="oldphoto: bring old photos back to life") as demo:
+    # delete_cache: uploads and results in Gradio's cache are removed after an hour, as ours are.
+    with gr.Blocks(title="oldphoto: bring old photos back to life", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):

@@ -9,8 +9,10 @@ the demo's size cap.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +179,31 @@ class Outputs:
     mask: Image.Image | None
     faces: list[tuple[np.ndarray, str]]
     summary: str
+
+
+class ResultStore:
+    """Folder for the downloadable PNGs, one sub-folder per request, pruned by age.
+
+    Gradio copies returned files into its own cache, so ours are only needed briefly; without
+    pruning a public demo would fill its disk with full-resolution results.
+    """
+
+    def __init__(self, root: str | Path | None = None, max_age_s: float = 3600.0) -> None:
+        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="oldphoto-web-"))
+        self.max_age_s = max_age_s
+
+    def new_folder(self) -> Path:
+        self.prune()
+        return Path(tempfile.mkdtemp(dir=self.root))
+
+    def prune(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        for sub in self.root.iterdir() if self.root.exists() else []:
+            try:
+                if sub.is_dir() and now - sub.stat().st_mtime > self.max_age_s:
+                    shutil.rmtree(sub, ignore_errors=True)
+            except FileNotFoundError:  # pruned by a concurrent request
+                pass
 
 
 def package_result(prepared: Prepared, result: Any, out_dir: str | Path | None = None) -> Outputs:
