@@ -12,6 +12,7 @@ import io
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 
@@ -136,6 +137,16 @@ def test_default_socket_is_per_environment():
     assert a != b and a == bridge.WorkerConfig(python="/env1/bin/python").socket_path()
     assert len(a.encode()) < 104, "AF_UNIX paths are limited to 104 bytes on macOS"
     assert bridge.WorkerConfig(python="p", socket="/s").socket_path() == "/s"
+
+
+def test_shared_temp_folder_must_be_private(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    sock = str(tmp_path / "oldphoto-0" / "w.sock")
+    bridge.ensure_socket_dir(sock)
+    assert (tmp_path / "oldphoto-0").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "oldphoto-0").chmod(0o777)
+    with pytest.raises(bridge.BridgeError, match="not private to you"):
+        bridge.ensure_socket_dir(sock)
 
 
 def test_worker_command():

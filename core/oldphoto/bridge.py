@@ -202,6 +202,18 @@ class WorkerConfig:
         return cmd + ["--socket", self.socket_path(), "--idle-timeout", str(self.idle_timeout)]
 
 
+def ensure_socket_dir(path: str) -> None:
+    """Create the socket's folder (mode 0700). A folder in the shared temp dir that another user
+    owns or can write to is refused: whoever controls it could impersonate the worker."""
+    folder = Path(path).parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not hasattr(os, "getuid") or Path(tempfile.gettempdir()) not in folder.parents:
+        return
+    st = folder.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise BridgeError(f"The worker folder {folder} is not private to you; delete it and try again.")
+
+
 def _clean_env() -> dict[str, str]:
     """The host program's environment minus what points Python at the host's own interpreter
     (GIMP sets PYTHONHOME/PYTHONPATH for its bundled Python on Windows and macOS)."""
@@ -284,7 +296,7 @@ class WorkerClient:
         if not start:
             raise BridgeError(f"No oldphoto worker is listening on {path}.")
         _check_python(config, listening_on=path)
-        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_socket_dir(path)
         if status:
             status("Starting the oldphoto worker (the first run loads the models)")
         with open(log_path, "ab") as log:

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import os
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -28,6 +29,7 @@ from .bridge import (
     BridgeError,
     ConnectionClosed,
     _add_arguments,
+    ensure_socket_dir,
     read_message,
     write_message,
 )
@@ -249,7 +251,7 @@ def serve_socket(worker: Worker, path: str, idle_timeout: float = 0.0) -> int:
     import fcntl  # POSIX only, like AF_UNIX itself
 
     sock_path = Path(path)
-    sock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_socket_dir(path)
     lock = open(str(sock_path) + ".lock", "w")  # held for the worker's lifetime
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -315,8 +317,13 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.stdio:
         serve_stdio(worker)
         return 0
+    # SIGTERM (logout, `kill`) ends the accept loop normally, so the socket file is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         return serve_socket(worker, args.socket, args.idle_timeout)
+    except OldPhotoError as exc:
+        print(f"oldphoto worker: {exc}", file=sys.stderr, flush=True)
+        return 2
     except OSError as exc:
         print(f"oldphoto worker: cannot listen on {args.socket} ({exc})", file=sys.stderr, flush=True)
         return 2

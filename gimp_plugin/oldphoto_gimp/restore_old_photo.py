@@ -52,38 +52,34 @@ def _return(procedure, status, message: str | None = None):
 
 
 def run(procedure, run_mode, image, drawables, config, data):
-    """Every path ends in a PDB status with a message; no exception may escape into GIMP."""
+    """Every path ends in a PDB status with a message; no exception may escape into GIMP. GIMP shows
+    the message of an error status itself (an error dialog in the UI, stderr in batch mode)."""
     try:
         if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config):
             return _return(procedure, Gimp.PDBStatusType.CANCEL)
         restore_layer(image, drawables, config)
     except PluginError as exc:
-        return _fail(procedure, run_mode, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
+        return _return(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
     except bridge.WorkerCancelled:
         return _return(procedure, Gimp.PDBStatusType.CANCEL)
     except bridge.OldPhotoError as exc:  # worker missing, weights missing, out of memory, ...
-        return _fail(procedure, run_mode, Gimp.PDBStatusType.EXECUTION_ERROR, f"{LABEL}: {exc}")
+        return _return(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, f"{LABEL}: {exc}")
     except Exception as exc:  # a bug: still a message, never a traceback dialog
-        return _fail(procedure, run_mode, Gimp.PDBStatusType.EXECUTION_ERROR,
-                     f"{LABEL} failed unexpectedly ({type(exc).__name__}: {exc}). Please report this.")
+        return _return(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
+                       f"{LABEL} failed unexpectedly ({type(exc).__name__}: {exc}). Please report this.")
     finally:
         Gimp.progress_end()
     return _return(procedure, Gimp.PDBStatusType.SUCCESS)
 
 
-def _fail(procedure, run_mode, status, message: str):
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        Gimp.message(message)
-    return _return(procedure, status, message)
-
-
 def _dialog(procedure, config) -> bool:
-    """The options dialog; GIMP's procedure config remembers the last values between runs."""
+    """The options dialog (the pattern of GIMP 3's own Python plug-ins, e.g. foggify.py). GIMP saves
+    the config after a successful interactive run and loads it for the next one and for Repeat."""
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
 
     GimpUi.init(PROCEDURE)
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, f"{LABEL}…")
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title=f"{LABEL}…")
     dialog.fill(None)
     ok = dialog.run()
     dialog.destroy()
@@ -100,6 +96,8 @@ def restore_layer(image, drawables, config) -> None:
     faces = bool(config.get_property("faces"))
     hr = bool(config.get_property("hr"))
 
+    here = os.path.dirname(os.path.abspath(__file__))
+    worker_config = bridge.WorkerConfig.load(os.path.join(here, bridge.CONFIG_NAME))  # fail before any work
     w, h = src.get_width(), src.get_height()
     _, ox, oy = src.get_offsets()
     rect = Gegl.Rectangle.new(0, 0, w, h)
@@ -108,8 +106,6 @@ def restore_layer(image, drawables, config) -> None:
     Gimp.progress_init(f"{LABEL}: reading the layer")
     rgba = src.get_buffer().get(rect, 1.0, pixels.READ_RGBA, Gegl.AbyssPolicy.CLAMP)
     rgb = pixels.rgba_to_rgb(rgba, w, h)
-    worker_config = bridge.WorkerConfig.load(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                          bridge.CONFIG_NAME))
 
     def status(message: str) -> None:
         Gimp.progress_set_text(f"{LABEL}: {message}")
