@@ -4,7 +4,12 @@ Weights come through oldphoto's resolver (Hub cache, filled at build time by ``p
 ZeroGPU is handled inside the package (``oldphoto_gradio.gpu``).
 """
 
-from oldphoto_gradio import build_app, launch
+try:  # ZeroGPU: `spaces` must be imported before torch initialises CUDA
+    import spaces  # noqa: F401
+except ImportError:  # any other hardware, or a local run
+    pass
+
+from oldphoto_gradio import build_app, launch  # noqa: E402
 
 demo = build_app(preload=True)  # networks load at start-up, not on the first visit
 

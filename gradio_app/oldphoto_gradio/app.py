@@ -99,9 +99,6 @@ def build_app(
 
     holder = service.RestorerHolder(restorer_factory)
     results = service.ResultStore()
-    if preload:
-        for problem in service.preload_networks(holder.get()):
-            log.warning("weights not available at start-up: %s", problem)
 
     def gpu_restore(photo: Image.Image, mask: np.ndarray | None, scratches: str, hr: bool, faces: bool,
                     progress: Any = None) -> Any:
@@ -112,7 +109,10 @@ def build_app(
         restorer = holder.get()
         return restorer.restore(photo, scratches=scratches, mask=mask, hr=hr, faces=faces, progress=report)
 
-    run_on_gpu = on_gpu(gpu_restore)
+    run_on_gpu = on_gpu(gpu_restore)  # imports `spaces` (when present) before the Restorer touches CUDA
+    if preload:
+        for problem in service.preload_networks(holder.get()):
+            log.warning("weights not available at start-up: %s", problem)
 
     def check_photo(photo: str | None) -> str:
         """New upload: read it now, so a bad file gets its message at once, and tell about downscaling."""
