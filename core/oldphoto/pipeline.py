@@ -97,6 +97,21 @@ class Restorer:
         for c in self.components_for(scratches=scratches, hr=hr, faces=faces):
             self.net(c)
 
+    # -- memory guard (oldphoto.memory) ----------------------------------------------------------
+    def _check_memory(self, size: tuple[int, int], mode: str, *, faces: bool, hr: bool) -> None:
+        """Refuse, before any work, a photo whose estimated peak exceeds the free memory (CPU only).
+
+        Raises :class:`InputError` naming the largest size that would fit, instead of letting the
+        run swap or be killed minutes later. GPU memory is not estimated (CUDA reports its own OOM).
+        """
+        if self.device.type != "cpu":
+            return
+        from . import memory
+
+        with self._lock:
+            loaded = tuple(self._nets)
+        memory.check_fits(size[0], size[1], mode, faces=faces, hr_faces=hr, loaded=loaded)  # type: ignore[arg-type]
+
     # -- the pipeline ---------------------------------------------------------------------------
     def restore(
         self,
@@ -142,6 +157,7 @@ class Restorer:
 
         photo = imageio.load_rgb(image)
         orig_size = photo.size
+        self._check_memory(orig_size, mode, faces=faces, hr=hr)
         report(plan[0], 0.0, "Preparing")
 
         mask_arr: np.ndarray | None = None

@@ -1,0 +1,168 @@
+"""Peak-memory estimate of one restoration, and the check that refuses a photo that cannot fit.
+
+Why: a photo too large for the machine should fail at once with a size that would work, not after
+minutes of computation with the OOM killer (or swap) as the message. Since the attention blocks are
+computed in row blocks (``nets/attention.py``), every stage's memory grows linearly with the number
+of processed pixels, so the estimate is ``fixed + per_pixel * pixels`` per mode, calibrated with
+``benchmarks/bench_pipeline.py`` (run +MB column, CPU, float32) and rounded up by a safety margin.
+What dominates per pixel: the VAE's 64-channel full-resolution activations (256 B/px each, 2-3 live
+in the first encoder and last decoder layers) and, in scratch mode, the non-local block's g / theta /
+phi / output maps (512 channels at 1/16 of the pixels, 128 B/px each).
+
+``OLDPHOTO_SKIP_MEMORY_CHECK=1`` turns the check off (the estimate may be pessimistic on a machine
+with a different allocator or BLAS).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from .errors import InputError
+
+Mode = Literal["quality", "scratch", "hr"]
+
+GiB = 2**30
+MiB = 2**20
+
+# Bytes per processed pixel of the global stage's peak above the loaded networks, measured on CPU
+# (torch 2.x, float32; see the benchmark tables in the issue-7 note) with a 1.3x margin.
+PER_PIXEL: dict[str, float] = {"quality": 1300.0, "scratch": 1500.0, "hr": 1500.0}
+# Pixel-independent working memory of a run above the loaded networks (allocator slack, the
+# attention block buffers of nets/attention.py, the 960 px face detector input and the generator).
+FIXED_RUN_BYTES: dict[str, int] = {"quality": 200 * MiB, "scratch": 600 * MiB, "hr": 600 * MiB}
+# Face stage above its networks: RetinaFace at 960 px plus one generator pass (measured +290 MB
+# at 256 px, +990 MB at 512 px, both independent of the photo size), with margin.
+FACES_RUN_BYTES = {256: 500 * MiB, 512: 1400 * MiB}
+# Interpreter + torch runtime when no network is loaded yet.
+RUNTIME_BYTES = 300 * MiB
+
+
+def processing_size(width: int, height: int, mode: Mode) -> tuple[int, int]:
+    """The size the networks run at: multiples of 16 with a mask, else of 4 (see stages.resize)."""
+    from .stages.resize import round_to
+
+    k = 4 if mode == "quality" else 16
+    return max(k, round_to(width, k)), max(k, round_to(height, k))
+
+
+def weights_bytes(components: Iterable[str]) -> int:
+    """float32 bytes of the networks' tensors, from their manifests (no file is read)."""
+    from .manifests import load_manifest
+
+    total = 0
+    for comp in components:
+        for _name, shape, _dtype in load_manifest(comp).tensors:
+            total += 4 * math.prod(shape)
+    return total
+
+
+def estimate_peak_bytes(
+    width: int, height: int, mode: Mode, *, faces: bool = False, loaded: Iterable[str] = (), hr_faces: bool = False
+) -> int:
+    """Estimated peak process memory (bytes) to restore a ``width`` x ``height`` photo.
+
+    ``loaded``: components already in memory, counted in the networks' share like the others
+    (the estimate is of the whole process, not of the increment). The global stage and the face
+    stage do not overlap in time, so the larger of the two working sets counts.
+    """
+    from .stages.restore import components_for_mode
+
+    w, h = processing_size(width, height, mode)
+    comps = set(components_for_mode(mode)) | set(loaded)
+    if mode != "quality":
+        comps.add("detection_unet")  # counted even with a user mask: an upper bound
+    if faces:
+        comps |= {"retinaface_resnet50", "face_gen_512" if hr_faces or mode == "hr" else "face_gen_256"}
+    run = FIXED_RUN_BYTES[mode] + PER_PIXEL[mode] * w * h
+    if faces:
+        face_px = 512 if hr_faces or mode == "hr" else 256
+        run = max(run, FACES_RUN_BYTES[face_px] + 40.0 * w * h)  # blending works on float copies of the photo
+    return int(RUNTIME_BYTES + weights_bytes(comps) + run)
+
+
+def available_bytes() -> int | None:
+    """Memory this process may still use: MemAvailable, capped by a cgroup v2 limit when one is set.
+
+    Read from /proc (no psutil); ``None`` where neither can be read (then nothing is checked).
+    """
+    avail: int | None = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+            room = int(limit) - used
+            avail = room if avail is None else min(avail, room)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def current_rss_bytes() -> int:
+    """This process's resident memory (already counted in MemAvailable as used)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def largest_fitting_size(width: int, height: int, mode: Mode, budget: int, **kw) -> tuple[int, int] | None:
+    """The largest size with the photo's aspect ratio whose estimate fits ``budget`` (sides multiples of 16)."""
+    fixed = estimate_peak_bytes(16, 16, mode, **kw)
+    per_px = (estimate_peak_bytes(1024, 1024, mode, **kw) - fixed) / (1024 * 1024 - 256)
+    if budget <= fixed:
+        return None
+    scale = min(1.0, math.sqrt((budget - fixed) / per_px / (width * height)))
+    w, h = int(width * scale) // 16 * 16, int(height * scale) // 16 * 16
+    while w >= 16 and h >= 16 and estimate_peak_bytes(w, h, mode, **kw) > budget:
+        w, h = w - 16, int((w - 16) * height / width) // 16 * 16
+    return (w, h) if w >= 16 and h >= 16 else None
+
+
+def check_fits(
+    width: int,
+    height: int,
+    mode: Mode,
+    *,
+    faces: bool = False,
+    hr_faces: bool = False,
+    loaded: Iterable[str] = (),
+    available: int | None = None,
+) -> None:
+    """Raise :class:`InputError` naming a size that fits when the photo cannot be restored in memory.
+
+    ``available`` defaults to :func:`available_bytes` plus this process's RSS (the estimate is of the
+    whole process, and what is resident now is reused). Only CPU memory is checked.
+    """
+    if os.environ.get("OLDPHOTO_SKIP_MEMORY_CHECK", "").strip() not in ("", "0"):
+        return
+    loaded = tuple(loaded)
+    if available is None:
+        free = available_bytes()
+        if free is None:
+            return
+        available = free + current_rss_bytes()
+    kw = {"faces": faces, "hr_faces": hr_faces, "loaded": loaded}
+    need = estimate_peak_bytes(width, height, mode, **kw)
+    if need <= available:
+        return
+    fit = largest_fitting_size(width, height, mode, available, **kw)
+    where = f"it would fit at about {fit[0]}x{fit[1]} pixels" if fit else "not even a small photo fits now"
+    raise InputError(
+        f"This photo ({width}x{height}) needs about {need / GiB:.1f} GB of memory in {mode} mode, but only "
+        f"{available / GiB:.1f} GB is available; {where}. Resize the photo (or close other programs) and "
+        f"try again; OLDPHOTO_SKIP_MEMORY_CHECK=1 skips this check."
+    )
