@@ -195,7 +195,7 @@ class RestoreOldPhoto(Gimp.PlugIn):
         choice.add("none", 0, "None", "The photo has no scratches or tears")
         choice.add("detect", 1, "Detect automatically", "Find scratches with the detection network")
         choice.add("selection", 2, "Use selection as damage mask", "Repair exactly the selected areas")
-        p.add_choice_argument("scratches", "_Scratches", "How to find scratches and tears", choice, "none",
+        p.add_choice_argument("scratches", "Scr_atches", "How to find scratches and tears", choice, "none",
                               GObject.ParamFlags.READWRITE)
         p.add_boolean_argument("faces", "Enhance _faces", "Detect faces and enhance them", True,
                                GObject.ParamFlags.READWRITE)

@@ -6,6 +6,7 @@ host test, which has numpy and torch, can check the pixels against ``Restorer.re
 ``OLDPHOTO_CASES=main``: three images (8-bit with an offset layer on a larger canvas, 16-bit linear
 with a selection as damage mask, 32-bit float), then a run with the last values.
 ``OLDPHOTO_CASES=fail``: one run that must fail (the worker cannot be found).
+``OLDPHOTO_CASES=ui``: one INTERACTIVE run (GUI GIMP on Xvfb, gimp_ui.sh presses OK in the dialog).
 Only GIMP's Python (stdlib + gi) is available here.
 """
 
@@ -60,11 +61,11 @@ def call(img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, **options):
     return status.value_nick, message
 
 
-def run_case(name, img, layer, **options):
+def run_case(name, img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, **options):
     before_native = pixels(layer, native(img))
     dump(name + "-input.rgba", pixels(layer, "R'G'B'A u8"))
     n_before = len(img.get_layers())
-    status, message = call(img, layer, **options)
+    status, message = call(img, layer, run_mode, **options)
     layers = img.get_layers()
     case = {
         "status": status,
@@ -141,6 +142,8 @@ if mode == "main":
     status, message = call(imgl, imgl.get_layers()[0], run_mode=Gimp.RunMode.WITH_LAST_VALS)
     report["cases"]["last_values"] = {"status": status, "message": message, "file": settings}
     save_report()
+elif mode == "ui":
+    run_case("ui", img, layer, run_mode=Gimp.RunMode.INTERACTIVE)
 else:
     run_case("fail", img, layer, scratches="none", faces=False, hr=False)
     case = report["cases"]["fail"]

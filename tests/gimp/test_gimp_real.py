@@ -4,8 +4,9 @@ Flow: build or reuse the root -> ``oldphoto gimp install`` into a fresh GIMP pro
 start ``oldphoto worker`` on the host (torch stays in this venv) listening on a socket inside the
 root's /tmp, which GIMP sees at /tmp/<name>/ -> gimp-console runs tests/gimp/gimp_batch.py, which
 calls the procedure on a real old photo in 8-bit, 16-bit linear and 32-bit float -> compare the
-"Restored" layers with ``Restorer.restore`` run directly here. Then reinstall without the socket:
-GIMP must report the friendly "worker was not found" error. Seeded weights, photo downscaled to
+"Restored" layers with ``Restorer.restore`` run directly here. The GUI GIMP on Xvfb then opens the
+plug-in's dialog (xdotool presses OK) to check the remembered values. Then reinstall without the
+socket: GIMP must report the friendly "worker was not found" error. Seeded weights, photo downscaled to
 128 px, faces off (the seeded face detector finds thousands of "faces"), so it stays fast.
 """
 
@@ -30,12 +31,14 @@ from ..conftest import REPO, require_reference
 ROOT = Path(os.environ.get("OLDPHOTO_GIMP3_ROOT", "/var/cache/oldphoto-gimp3root"))
 SETUP = REPO / "tests" / "setup" / "gimp3-root.sh"
 BATCH = Path(__file__).with_name("gimp_batch.py")
+UI_SCRIPT = Path(__file__).with_name("gimp_ui.sh")
+LAST_VALUES = "plug-in-settings/GimpProcedureConfigRun-plug-in-restore-old-photo.last"
+"""Where the plug-in process saves the dialog's values (its config's GType name; GIMP 3.0.4)."""
 SELECTION = (10, 20, 30, 12)  # x, y, w, h in layer coordinates (gimp_batch.py adds the offset 17, 9)
 
 
 def _gimp_root() -> Path:
-    if (ROOT / ".oldphoto-gimp3-ready").is_file():
-        return ROOT
+    """Runs the setup script every time: it returns at once for a finished root."""
     t = time.perf_counter()
     r = subprocess.run(["bash", str(SETUP), str(ROOT)], capture_output=True, text=True, timeout=900)
     if r.returncode:
@@ -43,7 +46,8 @@ def _gimp_root() -> Path:
     m = re.search(r"oldphoto-gimp3-root: skip: (.*)", r.stdout)
     if m:
         pytest.skip(f"real-GIMP test skipped: {m.group(1)}")
-    print(f"GIMP 3 root built in {time.perf_counter() - t:.0f} s")
+    if "building" in r.stdout or "adding" in r.stdout:
+        print(f"GIMP 3 root built in {time.perf_counter() - t:.0f} s")
     return ROOT
 
 
@@ -209,6 +213,43 @@ def test_worker_kept_models_loaded(gimp_run):
     log = gimp_run["worker_log"].read_text()
     assert len(re.findall(r"restore \d+x\d+ scratches=", log)) == 3, log
     assert len(set(re.findall(r"oldphoto worker (\d+):", log))) == 1, "one worker process served every run"
+
+
+def test_dialog_opens_with_the_last_values_and_saves_them(gimp_run):
+    """GUI GIMP on Xvfb: an interactive run shows the dialog filled from the saved values; OK runs
+    the restore with them and GIMP saves them again (what makes the dialog remember)."""
+    work, name, root = gimp_run["work"], gimp_run["name"], gimp_run["root"]
+    settings = work / "cfg" / LAST_VALUES
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text('# settings\n\n(scratches "none")\n(faces no)\n(hr yes)\n\n# end of settings\n')
+    os.utime(settings, (time.time() - 60, time.time() - 60))
+    before = settings.stat().st_mtime
+    shutil.rmtree(work / "out", ignore_errors=True)
+    shutil.copy(UI_SCRIPT, work / "gimp_ui.sh")
+    t = time.perf_counter()
+    run = subprocess.run(
+        ["timeout", "240", "chroot", str(root), "env", "-i", f"HOME=/tmp/{name}/home", "PATH=/usr/bin:/bin",
+         f"GIMP3_DIRECTORY=/tmp/{name}/cfg", f"OLDPHOTO_T=/tmp/{name}", "sh", f"/tmp/{name}/gimp_ui.sh", f"/tmp/{name}"],
+        capture_output=True, text=True,
+    )
+    gimp_run["timings"]["gimp_ui"] = time.perf_counter() - t
+    report = _read_report(work, run)
+    c = report["cases"]["ui"]
+    clicks = (work / "xdotool.log").read_text() if (work / "xdotool.log").exists() else "no xdotool log"
+    assert c["status"] == "success", f"{c['message']} / {clicks} / {run.stderr[-2000:]}"
+    assert "pressed OK" in clicks
+    assert c["layers_added"] == 1 and c["restored_name"] == "Restored" and c["original_unchanged"]
+    w, h = gimp_run["size"]
+    got = _load(work / "out", "ui-restored.rgba", w, h)
+    assert np.array_equal(got[..., :3], gimp_run["want"]["none"])
+    from oldphoto import bridge
+
+    cfg = bridge.WorkerConfig(python=sys.executable, socket=str(work / "worker.sock"), transport="socket")
+    with bridge.WorkerClient.connect(cfg, start=False) as client:
+        job = client.status()["last_job"]
+    assert job["hr"] is True and job["faces"] is False and job["scratches"] == "none", job
+    assert settings.stat().st_mtime > before, "GIMP did not save the dialog's values"
+    assert "duplicate mnemonic" not in run.stdout + run.stderr
 
 
 def test_worker_not_found_is_a_friendly_gimp_error(gimp_run):

@@ -3,7 +3,8 @@
 #
 # Why a chroot: GIMP 3 is not packaged for the Debian 12 hosts we run on, and a plain debootstrap
 # root (measured recipe: ../shared/reference/gimp3/HEADLESS.md) needs no X, dbus or mounts.
-# Idempotent: a finished root carries a marker and is reused (about 1-2.5 min to build, 725 MB).
+# Idempotent: a finished root carries a marker and is reused (about 1.5-3 min to build, ~800 MB).
+# Xvfb + xdotool come along (52 MB) so that the test can also press OK in the plug-in's dialog.
 # When the machine does not allow it (not root, not Linux, no debootstrap and no apt) it prints
 # "oldphoto-gimp3-root: skip: <why>" and exits 0, so `make test` goes on; tests/gimp then skips with
 # the same reason. A build that should work but fails exits non-zero: that is a real failure.
@@ -14,7 +15,9 @@ ROOT=${1:-${OLDPHOTO_GIMP3_ROOT:-/var/cache/oldphoto-gimp3root}}
 MARK="$ROOT/.oldphoto-gimp3-ready"
 skip() { echo "oldphoto-gimp3-root: skip: $*"; exit 0; }
 
-if [ -f "$MARK" ] && [ -x "$ROOT/usr/bin/gimp-console-3.0" ]; then
+PACKAGES="gimp xvfb xauth xdotool"
+ready() { [ -f "$MARK" ] && [ -x "$ROOT/usr/bin/gimp-console-3.0" ] && [ -x "$ROOT/usr/bin/Xvfb" ] && [ -x "$ROOT/usr/bin/xdotool" ]; }
+if ready; then
     echo "oldphoto-gimp3-root: ready at $ROOT"
     exit 0
 fi
@@ -31,7 +34,16 @@ fi
 mkdir -p "$(dirname "$ROOT")"
 exec 9>"$ROOT.lock"
 flock 9                                   # make and pytest may both ask for it
-if [ -f "$MARK" ]; then echo "oldphoto-gimp3-root: ready at $ROOT"; exit 0; fi
+if ready; then echo "oldphoto-gimp3-root: ready at $ROOT"; exit 0; fi
+if [ -f "$MARK" ]; then                   # a root from an older version of this script: add what is new
+    echo "oldphoto-gimp3-root: adding $PACKAGES to $ROOT"
+    { chroot "$ROOT" apt-get update -q && chroot "$ROOT" apt-get install -y -q --no-install-recommends $PACKAGES \
+        && chroot "$ROOT" apt-get clean; } >>"$ROOT.log" 2>&1 \
+        || { echo "oldphoto-gimp3-root: installing $PACKAGES failed, see $ROOT.log" >&2; exit 1; }
+    ready && { echo "oldphoto-gimp3-root: ready at $ROOT"; exit 0; }
+    echo "oldphoto-gimp3-root: $ROOT is still incomplete, see $ROOT.log" >&2
+    exit 1
+fi
 
 if [ -e "$ROOT" ]; then                   # an interrupted build: remove it, but never through a mount
     if findmnt -rn -o TARGET | grep -q "^$ROOT"; then
@@ -48,7 +60,7 @@ if [ -z "$MIRROR" ]; then apt-get update -q >/dev/null || true; MIRROR=$(mirror 
 MIRROR=${MIRROR:-http://deb.debian.org/debian/}
 
 start=$(date +%s)
-echo "oldphoto-gimp3-root: building Debian 13 + GIMP 3 at $ROOT from $MIRROR (1-2.5 min)"
+echo "oldphoto-gimp3-root: building Debian 13 + GIMP 3 at $ROOT from $MIRROR (1.5-3 min)"
 TMP="$ROOT.partial"
 rm -rf "$TMP"
 debootstrap --variant=minbase trixie "$TMP" "$MIRROR" >"$ROOT.log" 2>&1 \
@@ -58,7 +70,7 @@ printf '#!/bin/sh\nexit 101\n' >"$TMP/usr/sbin/policy-rc.d"
 chmod +x "$TMP/usr/sbin/policy-rc.d"
 {
     chroot "$TMP" apt-get update -q
-    chroot "$TMP" apt-get install -y -q --no-install-recommends gimp
+    chroot "$TMP" apt-get install -y -q --no-install-recommends $PACKAGES
     chroot "$TMP" apt-get clean
 } >>"$ROOT.log" 2>&1 || { echo "oldphoto-gimp3-root: installing gimp failed, see $ROOT.log" >&2; tail -5 "$ROOT.log" >&2; exit 1; }
 chroot "$TMP" gimp-console-3.0 --version
