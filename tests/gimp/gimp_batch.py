@@ -3,8 +3,8 @@ tests/gimp/test_gimp_real.py. It calls the installed "Restore Old Photo" procedu
 would and writes what it saw to ``$OLDPHOTO_T/out/`` (``report.json`` plus raw pixel dumps), so the
 host test, which has numpy and torch, can check the pixels against ``Restorer.restore``.
 
-``OLDPHOTO_CASES=main``: three images (8-bit with an offset layer on a larger canvas, 16-bit linear
-with a selection as damage mask, 32-bit float), then a run with the last values.
+``OLDPHOTO_CASES=main``: four images (8-bit with an offset layer on a larger canvas, 16-bit linear
+with a selection as damage mask, 32-bit float, grayscale), then a run with the last values.
 ``OLDPHOTO_CASES=fail``: one run that must fail (the worker cannot be found).
 ``OLDPHOTO_CASES=ui``: one INTERACTIVE run (GUI GIMP on Xvfb, gimp_ui.sh presses OK in the dialog).
 Only GIMP's Python (stdlib + gi) is available here.
@@ -117,7 +117,7 @@ if mode == "main":
     w, h = layer.get_width(), layer.get_height()
     img.resize(w + 40, h + 30, 0, 0)
     layer.set_offsets(17, 9)
-    img16, img32, imgl = img.duplicate(), img.duplicate(), img.duplicate()
+    img16, img32, imgl, imgg = img.duplicate(), img.duplicate(), img.duplicate(), img.duplicate()
     run_case("u8", img, layer, scratches="none", faces=False, hr=False)
 
     # 16-bit linear light, the selection (in image coordinates) as the damage mask
@@ -130,6 +130,11 @@ if mode == "main":
     # 32-bit float
     img32.convert_precision(Gimp.Precision.FLOAT_NON_LINEAR)
     run_case("f32", img32, img32.get_layers()[0], scratches="none", faces=False, hr=False)
+
+    # grayscale (the networks get R=G=B; the result is stored as gray)
+    imgg.convert_grayscale()
+    run_case("gray", imgg, imgg.get_layers()[0], scratches="none", faces=False, hr=False)
+    report["cases"]["gray"]["base_type"] = imgg.get_base_type().value_nick
 
     # Last values: GIMP saves them only after an interactive run (the dialog's OK), which needs a
     # display. Save a config the way that OK does, then run WITH_LAST_VALS: the plug-in must get

@@ -22,7 +22,7 @@ if ready; then
     exit 0
 fi
 [ "$(uname -s)" = Linux ] || skip "the real-GIMP test needs Linux (debootstrap + chroot)"
-[ "$(id -u)" = 0 ] || skip "building the GIMP 3 root needs root (debootstrap + chroot); run as root or set OLDPHOTO_GIMP3_ROOT to a prepared root"
+[ "$(id -u)" = 0 ] || skip "the real-GIMP test needs root (debootstrap and chroot); run the tests as root, as CI does"
 command -v chroot >/dev/null || skip "no chroot command"
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v debootstrap >/dev/null; then
