@@ -94,13 +94,19 @@ def test_paint_a_stroke_restore_and_download(page, old_photo):
     page.wait_for_load_state("networkidle")  # the editor uploads its layers after the stroke
     shot(page, "1-painted")
 
+    # record every text the result area shows while it runs (progress per stage), however brief
+    page.evaluate("""() => {
+        window.__seen = [];
+        const area = document.querySelector('#result');
+        new MutationObserver(() => window.__seen.push(area.innerText))
+            .observe(area, {subtree: true, childList: true, characterData: true});
+    }""")
     t0 = time.monotonic()
     page.click("#restore-btn")
-    # progress per stage is shown while it runs
-    page.locator("#result").get_by_text(re.compile("Preparing|Restoring")).first.wait_for(timeout=60_000)
-    shot(page, "2-running")
     page.locator("#download").wait_for(state="visible", timeout=240_000)
     elapsed = time.monotonic() - t0
+    seen = " | ".join(page.evaluate("() => window.__seen"))
+    assert re.search(r"Restoring \(global\)", seen), f"no stage progress shown; saw: {seen[:500]}"
 
     summary = page.locator("#summary").inner_text()
     assert f"Restored {size[0]}×{size[1]} px" in summary
@@ -115,7 +121,7 @@ def test_paint_a_stroke_restore_and_download(page, old_photo):
 
     page.get_by_text("Intermediate results").click()
     page.locator("#mask img").wait_for(state="visible", timeout=10_000)
-    shot(page, "3-restored")
+    shot(page, "2-restored")
 
     with page.expect_download(timeout=30_000) as dl_info:
         page.click("#download")
@@ -136,10 +142,13 @@ def test_start_from_the_detected_scratches(page, old_photo):
     page.locator("#editor canvas").first.wait_for(state="visible", timeout=30_000)
     page.click("#detect-btn")
     busy = page.locator("#editor [data-testid=status-tracker]:not(.hide)")
-    busy.wait_for(state="visible", timeout=30_000)
+    try:
+        busy.wait_for(state="visible", timeout=15_000)
+    except playwright_api.TimeoutError:
+        pass  # already finished; the restoration below proves the detected layer arrived
     busy.wait_for(state="hidden", timeout=240_000)
     page.wait_for_timeout(1500)
-    shot(page, "5-detected-in-editor")
+    shot(page, "4-detected-in-editor")
     page.click("#restore-btn")
     page.locator("#download").wait_for(state="visible", timeout=240_000)
     summary = page.locator("#summary").inner_text()
@@ -165,7 +174,7 @@ def test_bad_file_shows_a_friendly_error(page, tmp_path):
     toast.wait_for(state="visible", timeout=30_000)
     text = toast.inner_text()
     page.wait_for_timeout(800)  # let the pop-up finish fading in for the screenshot
-    shot(page, "4-bad-file")
+    shot(page, "3-bad-file")
     # the unreadable file is taken out of the form again
     page.locator("#photo img").wait_for(state="detached", timeout=10_000)
     assert "broken.png: the image file is corrupt or truncated" in text
