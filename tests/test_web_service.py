@@ -180,3 +180,14 @@ def test_result_store_prunes_old_results(tmp_path):
     os.utime(old, (past, past))
     fresh = store.new_folder()  # each new request prunes
     assert not old.exists() and recent.exists() and fresh.exists() and fresh.parent == tmp_path
+
+
+def test_demo_subcommand_is_registered_with_its_options():
+    from oldphoto.cli import build_parser
+    from oldphoto_gradio import cli as demo_cli
+
+    args = build_parser().parse_args(["demo", "--port", "7999", "--weights-dir", "w", "--max-side", "0"])
+    assert args.func is demo_cli.run
+    assert (args.host, args.port, args.weights_dir, args.max_side, args.device) == ("127.0.0.1", 7999, "w", 0, "auto")
+    defaults = build_parser().parse_args(["demo"])
+    assert (defaults.port, defaults.max_side, defaults.no_examples) == (7860, service.DEFAULT_MAX_SIDE, False)
