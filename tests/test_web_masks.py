@@ -56,6 +56,16 @@ def test_transparency_decides_not_colour():
     assert mask.sum() == 4 + 1 + 4
 
 
+def test_opaque_black_and_white_mask_saved_with_alpha_uses_white():
+    """An API client's mask saved as RGBA (opaque everywhere) must not mean "all damaged"."""
+    layer = np.zeros((10, 10, 4), np.uint8)
+    layer[..., 3] = 255
+    layer[3:5, 3:5, :3] = 255
+    assert layers_to_mask([layer], (10, 10)).sum() == 4
+    assert layers_to_mask([Image.fromarray(layer, "RGBA")], (10, 10)).sum() == 4
+    assert layers_to_mask([Image.fromarray(layer[..., 0], "L").convert("LA")], (10, 10)).sum() == 4
+
+
 def test_semi_transparent_brush_counts():
     mask = layers_to_mask([stroke_layer((8, 8), (1, 1, 2, 2), alpha=204)], (8, 8))
     assert mask.sum() == 4

@@ -28,16 +28,18 @@ def layer_coverage(layer: Any) -> np.ndarray:
     """One editor layer -> uint8 HxW coverage (255 = painted).
 
     Layers with alpha (the editor's RGBA strokes): the alpha channel, whatever the colour, because
-    the colour under a transparent pixel is arbitrary. Layers without alpha (an API client sending
-    a black-and-white mask): the brightest channel, white = damage.
+    the colour under a transparent pixel is arbitrary. Layers without alpha, or whose alpha is opaque
+    everywhere (an API client sending a black-and-white mask saved as RGBA): the brightest channel,
+    white = damage.
     """
     if isinstance(layer, (str, Path)):
         with Image.open(layer) as im:
             layer = im.copy()
     if isinstance(layer, Image.Image):
         if layer.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in layer.info:
-            return np.asarray(layer.convert("RGBA").getchannel("A"))
-        return np.asarray(layer.convert("L"))
+            layer = layer.convert("RGBA")
+        elif layer.mode not in ("L", "RGB"):
+            layer = layer.convert("L")
     arr = np.asarray(layer)
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
@@ -46,7 +48,10 @@ def layer_coverage(layer: Any) -> np.ndarray:
     if arr.ndim == 2:
         return arr
     if arr.ndim == 3 and arr.shape[2] in (2, 4):
-        return arr[:, :, -1]
+        alpha = arr[:, :, -1]
+        if alpha.min(initial=255) < 255:
+            return alpha
+        return arr[:, :, :-1].max(axis=2)  # opaque everywhere: a black-and-white mask
     if arr.ndim == 3 and arr.shape[2] in (1, 3):
         return arr.max(axis=2)
     raise ValueError(f"editor layers must be HxW, HxWx3 or HxWx4 images, got shape {arr.shape}")
