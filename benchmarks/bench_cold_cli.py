@@ -7,7 +7,9 @@ Why: the official pipeline is four scripts with process start, imports, model lo
 between stages, so its user-visible cost is a cold process. Official figures for a 408x512 photo on
 this machine type (issue 7): quality stage ~13.2 s; quality + faces ~26 s; scratch 7.2 + 18.2 s
 (+ faces ~13 s). Each case here is a fresh interpreter (imports torch, loads the seeded networks,
-reads and writes PNGs) started through a small wrapper that reads its children's peak RSS.
+reads and writes PNGs) started through a small wrapper that reads its children's peak RSS and CPU
+time. On a shared machine the CPU time is the steadier figure: with N busy neighbours the wall time
+grows, the CPU seconds much less (on an idle 2-core machine wall ~ CPU / 2 for the convolutions).
 
 Faces: the seeded RetinaFace's random head "finds" ~13k faces, so by default the CLI is started with
 its post-processing replaced by one synthetic face (``bench_pipeline.inject_face_if_none``; the
@@ -49,7 +51,8 @@ ENTRY = (
 WRAPPER = (
     "import json, resource, subprocess, sys, time\n"
     "t = time.perf_counter(); rc = subprocess.call(sys.argv[1:]); wall = time.perf_counter() - t\n"
-    "print(json.dumps({'rc': rc, 'wall': wall, 'maxrss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(json.dumps({'rc': rc, 'wall': wall, 'cpu': u.ru_utime + u.ru_stime, 'maxrss_kb': u.ru_maxrss}))\n"
 )
 
 
@@ -86,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                     best = res
             assert best is not None
             rows.append({
-                "case": case, "wall": best["wall"], "rss": f"{best.get('maxrss_kb', 0) / 1024:.0f}",
+                "case": case, "wall": best["wall"], "cpu": best.get("cpu"), "rss": f"{best.get('maxrss_kb', 0) / 1024:.0f}",
                 "rc": best["rc"], "official": OFFICIAL.get(case, "-"),
             })
             print(f"  {case}: {best['wall']:.2f} s rc={best['rc']} (load {C.load_average()})", flush=True)
     print()
     print("command line per case: oldphoto restore photo.png -o OUT --device cpu --weights-dir W -q <flags>")
-    print(C.fmt_table(rows, [("case", "case"), ("wall", "cold wall s"), ("rss", "peak RSS MB"), ("rc", "exit"),
+    print(C.fmt_table(rows, [("case", "case"), ("wall", "cold wall s"), ("cpu", "CPU s (user+sys)"), ("rss", "peak RSS MB"), ("rc", "exit"),
                              ("official", "official s")]))
     print(f"\nload average at end: {C.load_average()}")
     return 0
