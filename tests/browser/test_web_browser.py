@@ -90,8 +90,7 @@ def test_paint_a_stroke_restore_and_download(page, old_photo):
     for i in range(1, 16):
         page.mouse.move(cx - 30 + 4 * i, cy - 20 + 3 * i, steps=2)
     page.mouse.up()
-    page.wait_for_timeout(500)
-    page.wait_for_load_state("networkidle")  # the editor uploads its layers after the stroke
+    page.wait_for_timeout(500)  # the editor sends its layers with the next event (the Restore click)
     shot(page, "1-painted")
 
     # record every text the result area shows while it runs (progress per stage), however brief
