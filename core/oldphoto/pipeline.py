@@ -75,11 +75,9 @@ class Restorer:
         with self._lock:
             net = self._nets.get(component)
             if net is None:
-                from .nets import build
+                from .nets import instantiate
 
-                net = build(component)
-                net.load_state_dict(self._loader(component), strict=True)
-                net.eval().requires_grad_(False).to(self.device)
+                net = instantiate(component, self._loader(component)).to(self.device)
                 self._nets[component] = net
             return net
 

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+import torch
 from torch import nn
 
 
@@ -40,3 +41,15 @@ def build(component: str) -> nn.Module:
         return builders[component]()
     except KeyError:
         raise KeyError(f"no network for component {component!r}") from None
+
+
+def instantiate(component: str, state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
+    """The network of ``component`` holding exactly ``state_dict`` (strict), in eval mode.
+
+    Built on the meta device and given the loaded tensors with ``assign=True``: no random
+    initialisation and no copy, which is most of the cold-start time of the big mapping networks.
+    """
+    with torch.device("meta"):
+        net = build(component)
+    net.load_state_dict(state_dict, strict=True, assign=True)
+    return net.eval().requires_grad_(False)

@@ -68,11 +68,9 @@ class Context:
     def net(self, component: str, seed: int) -> torch.nn.Module:
         key = (component, seed)
         if key not in self._nets:
-            from ..nets import build
+            from ..nets import instantiate
 
-            net = build(component)
-            net.load_state_dict(self.state_dict(component, seed), strict=True)
-            self._nets[key] = net.eval().requires_grad_(False)
+            self._nets[key] = instantiate(component, self.state_dict(component, seed))
         return self._nets[key]
 
 
