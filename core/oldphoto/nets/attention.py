@@ -67,13 +67,20 @@ class NonLocalBlock2DWithMaskRes(nn.Module):
         vk = v.reshape(1, n)
         y = torch.empty(n, c, dtype=x.dtype, device=x.device)
         step = rows_per_block(n, self.block_bytes)
-        for s in range(0, n, step):
-            f = torch.matmul(theta[s : s + step], phi)
-            f = torch.softmax(f, dim=1)
-            f.mul_(vk)
-            f = F.normalize(f, p=1, dim=1)
-            y[s : s + step] = torch.matmul(f, g)
-            del f
+        # The softmax is peaky, so most weights are denormal floats, which make CPU matmuls ~30%
+        # slower; flushing them to zero changes nothing visible (< 1e-38 per term).
+        flushed = x.device.type == "cpu" and torch.set_flush_denormal(True)
+        try:
+            for s in range(0, n, step):
+                f = torch.matmul(theta[s : s + step], phi)
+                f = torch.softmax(f, dim=1)
+                f.mul_(vk)
+                f = F.normalize(f, p=1, dim=1)
+                y[s : s + step] = torch.matmul(f, g)
+                del f
+        finally:
+            if flushed:
+                torch.set_flush_denormal(False)
         return y.t().reshape(b, c, h, w)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
