@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {path}: out of memory; try a smaller photo or --device cuda", file=sys.stderr)
             continue
         bar.close()
+        for note in res.notes:  # e.g. faces left out: worth a line even with --quiet
+            print(f"note: {path}: {note}", file=sys.stderr)
         if not args.quiet:
             print(f"{path} -> {out} ({time.perf_counter() - t0:.1f} s, {len(res.faces)} face(s))")
     if failed:
