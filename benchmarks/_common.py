@@ -11,6 +11,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_IMAGES = REPO.parent / "shared" / "reference" / "test_images"
-DEFAULT_WEIGHTS_CACHE = Path(os.environ.get("OLDPHOTO_BENCH_WEIGHTS", "/tmp/oldphoto-bench-weights"))
+DEFAULT_WEIGHTS_CACHE = Path(
+    os.environ.get("OLDPHOTO_BENCH_WEIGHTS", Path(tempfile.gettempdir()) / "oldphoto-bench-weights")
+)
 
 
 def header(device: str = "cpu") -> str:
