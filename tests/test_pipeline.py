@@ -47,6 +47,16 @@ def test_scratch_auto_detects_and_uses_the_mask(restorer, photo):
     assert res.image.size == photo.size
 
 
+def test_detect_scratches_gives_the_auto_mask_at_the_photo_size(restorer, photo):
+    from oldphoto.imageio import resize_mask
+
+    events = []
+    mask = restorer.detect_scratches(photo, progress=lambda f, m: events.append(f))
+    assert mask.shape == (75, 100) and mask.dtype == bool and events[-1] == 1.0
+    auto = restorer.restore(photo, scratches="auto", faces=False).mask
+    assert np.array_equal(mask, resize_mask(auto, photo.size))
+
+
 def test_user_mask_replaces_detection_and_is_resized(restorer, photo):
     mask = np.zeros((75 * 2, 100 * 2), np.uint8)
     mask[40:60, :] = 255

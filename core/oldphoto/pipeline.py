@@ -111,6 +111,30 @@ class Restorer:
         memory.check_fits(size[0], size[1], mode, faces=faces, hr_faces=hr, loaded=loaded)  # type: ignore[arg-type]
 
     # -- the pipeline ---------------------------------------------------------------------------
+    def detect_scratches(
+        self,
+        image: Image.Image | np.ndarray | str | os.PathLike | bytes,
+        *,
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        """The scratch mask ``scratches="auto"`` would use, as bool HxW at the photo's own size.
+
+        For front ends that let people correct the detected mask before restoring (pass it back
+        as ``mask=``); only the U-Net runs.
+        """
+        from .stages import detect
+
+        photo = imageio.load_rgb(image)
+        self._check_memory(photo.size, "quality", faces=False, hr=False)
+        if progress is not None:
+            progress(0.0, "Detecting scratches")
+        with torch.inference_mode():
+            processed = detect.resize_full_size(photo)
+            mask = detect.detect_mask(self.net("detection_unet"), processed, device=self.device)
+        if progress is not None:
+            progress(1.0, "Done")
+        return imageio.resize_mask(mask, photo.size)
+
     def restore(
         self,
         image: Image.Image | np.ndarray | str | os.PathLike | bytes,
