@@ -115,7 +115,7 @@ def test_bridge_errors_are_oldphoto_errors():
 
 
 def test_config_round_trip(tmp_path):
-    cfg = bridge.WorkerConfig(python="/x/python", weights_dir="/w", device="cpu", socket="/tmp/s.sock")
+    cfg = bridge.WorkerConfig(python="/x/python", weights_dir="/w", device="cpu", socket="run/s.sock")
     cfg.save(tmp_path / "c.json")
     assert bridge.WorkerConfig.load(tmp_path / "c.json") == cfg
 
@@ -157,8 +157,8 @@ def test_worker_command():
 
 
 def test_worker_subcommand_is_registered():
-    args = build_parser().parse_args(["worker", "--socket", "/tmp/x.sock", "--weights-dir", "/w"])
-    assert args.func is bridge.run_worker and args.socket == "/tmp/x.sock" and args.idle_timeout == 0
+    args = build_parser().parse_args(["worker", "--socket", "run/x.sock", "--weights-dir", "/w"])
+    assert args.func is bridge.run_worker and args.socket == "run/x.sock" and args.idle_timeout == 0
 
 
 # -- the worker, in process -----------------------------------------------------------------------
@@ -271,7 +271,8 @@ def test_client_disconnect_cancels_the_job(restorer, photo):
 
 
 def test_socket_worker_is_started_once_and_stays(tmp_path, seeded_weights_dir, photo, restorer):
-    sock = f"/tmp/opb-{os.getpid()}-{time.monotonic_ns() % 10**6}/w.sock"
+    # a short path: UNIX socket names are limited to ~100 bytes, pytest tmp_path can be longer
+    sock = os.path.join(tempfile.gettempdir(), f"opb-{os.getpid()}-{time.monotonic_ns() % 10**6}", "w.sock")
     cfg = bridge.WorkerConfig(python=sys.executable, weights_dir=str(seeded_weights_dir), device="cpu",
                               transport="socket", socket=sock, idle_timeout=60)
     statuses: list[str] = []

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import pickle
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -245,7 +246,7 @@ def test_missing_file_falls_back_to_the_pinned_mirror_pickle(home, hub, publishe
 
 class _Evil:
     def __reduce__(self):
-        return (os.system, (f"touch {os.environ.get('OLDPHOTO_PWNED', '/tmp/oldphoto-pwned')}",))
+        return (os.system, (f"touch {os.environ.get('OLDPHOTO_PWNED', os.path.join(tempfile.gettempdir(), 'oldphoto-pwned'))}",))
 
 
 def test_mirror_pickle_containing_code_is_refused(home, hub, published, tmp_path, monkeypatch):
