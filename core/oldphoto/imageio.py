@@ -21,8 +21,6 @@ from .errors import InputError
 # user learns the limit and what to do, and so that the memory estimate of the pipeline holds.
 MAX_PIXELS = 64_000_000
 
-ImageLike = "Image.Image | np.ndarray | str | os.PathLike | bytes"
-
 
 def _name(src: object) -> str:
     if isinstance(src, (str, os.PathLike)):
@@ -135,11 +133,12 @@ def load_mask(src, size: tuple[int, int]) -> np.ndarray:
         m = arr.astype(bool) if arr.dtype == bool else arr > (0 if arr.max(initial=0) <= 1 else 127)
     else:
         img = src if isinstance(src, Image.Image) else open_image(src)
-        if img.mode in ("RGBA", "LA", "PA") :
-            # painted layers: the stroke is where alpha is set
-            a = np.asarray(img.getchannel("A"))
-            rgb = np.asarray(img.convert("L"))
-            m = (a > 127) & (rgb > 127) if rgb.max(initial=0) > 0 and (rgb[a > 127] > 127).any() else a > 127
+        if img.mode in ("RGBA", "LA", "PA"):
+            # painted layers: the stroke is where alpha is set; an opaque black-and-white mask is
+            # read by its white pixels
+            opaque = np.asarray(img.getchannel("A")) > 127
+            white = opaque & (np.asarray(img.convert("L")) > 127)
+            m = white if white.any() else opaque
         else:
             m = np.asarray(img.convert("L")) > 127
     w, h = size
