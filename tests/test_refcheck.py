@@ -19,11 +19,13 @@ EXPECTED_KINDS = {
 }
 
 
+@pytest.mark.parametrize("exact_convs", [False, True], ids=["winograd", "direct"])
 @pytest.mark.parametrize("part", ["global", "face"])
-def test_refcheck_golden_set_passes(part):
+def test_refcheck_golden_set_passes(part, exact_convs):
+    """Both convolution paths: the CPU default (Winograd where it is safe) and oneDNN's direct one."""
     golden = require_reference(part, "golden")
     lines: list[str] = []
-    results = run_dir(golden, report=lines.append)
+    results = run_dir(golden, report=lines.append, exact_convs=exact_convs)
     failed = [line for r, line in zip(results, lines) if not r.passed]
     assert not failed, "\n".join(failed)
     ids = {r.case_id for r in results}

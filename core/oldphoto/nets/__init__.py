@@ -43,13 +43,19 @@ def build(component: str) -> nn.Module:
         raise KeyError(f"no network for component {component!r}") from None
 
 
-def instantiate(component: str, state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
+def instantiate(component: str, state_dict: Mapping[str, torch.Tensor], *, fast_convs: bool = False) -> nn.Module:
     """The network of ``component`` holding exactly ``state_dict`` (strict), in eval mode.
 
     Built on the meta device and given the loaded tensors with ``assign=True``: no random
     initialisation and no copy, which is most of the cold-start time of the big mapping networks.
+    ``fast_convs``: run the wide 3x3 convolutions with Winograd F(4x4, 3x3) on CPU (``winograd.py``).
     """
     with torch.device("meta"):
         net = build(component)
     net.load_state_dict(state_dict, strict=True, assign=True)
+    if fast_convs:
+        from .winograd import FAST_PARTS, use_winograd
+
+        for part in FAST_PARTS.get(component, ()):
+            use_winograd(net.get_submodule(part) if part else net)
     return net.eval().requires_grad_(False)

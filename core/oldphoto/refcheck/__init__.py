@@ -45,8 +45,9 @@ class CaseResult:
 class Context:
     """Caches seeded weights and networks across the cases of one run."""
 
-    def __init__(self, golden_dir: Path, index: dict) -> None:
+    def __init__(self, golden_dir: Path, index: dict, *, exact_convs: bool = False) -> None:
         self.golden_dir = golden_dir
+        self.exact_convs = exact_convs  # False: the networks as Restorer runs them on CPU (Winograd)
         self.index = index
         self._states: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
         self._nets: dict[tuple[str, int], torch.nn.Module] = {}
@@ -70,7 +71,7 @@ class Context:
         if key not in self._nets:
             from ..nets import instantiate
 
-            self._nets[key] = instantiate(component, self.state_dict(component, seed))
+            self._nets[key] = instantiate(component, self.state_dict(component, seed), fast_convs=not self.exact_convs)
         return self._nets[key]
 
 
@@ -109,10 +110,12 @@ def _weight_checks(golden_dir: Path, index: dict, ctx: Context) -> list[CaseResu
     return results
 
 
-def run_dir(golden_dir: str | Path, *, only: Iterable[str] | None = None, report=print) -> list[CaseResult]:
+def run_dir(
+    golden_dir: str | Path, *, only: Iterable[str] | None = None, report=print, exact_convs: bool = False
+) -> list[CaseResult]:
     golden_dir = Path(golden_dir)
     index = json.loads((golden_dir / "index.json").read_text())
-    ctx = Context(golden_dir, index)
+    ctx = Context(golden_dir, index, exact_convs=exact_convs)
     wanted = set(only) if only else None
     results: list[CaseResult] = []
     torch.set_grad_enabled(False)
