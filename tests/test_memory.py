@@ -150,3 +150,33 @@ def test_restorer_refuses_before_loading_any_network(monkeypatch, tmp_path):
     with pytest.raises(InputError, match="640x480"):
         Restorer(device="cpu", weights_loader=loader).restore(img, mask=np.zeros((480, 640), bool), faces=False)
     assert loads == []
+
+
+REUSE_CHILD = r"""
+import resource, sys
+from oldphoto.memory import keep_freed_memory_for_reuse
+applied = keep_freed_memory_for_reuse() if sys.argv[1] == "1" else False
+def cycle():
+    b = bytearray(64 * 2**20)  # a fresh block, every page touched (zero-filled)
+    del b
+cycle()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    cycle()
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_cli_malloc_setting_reuses_freed_blocks():
+    """The CLI's malloc setting makes repeated big allocations reuse memory instead of faulting in
+    fresh zeroed pages (64 MiB = 16384 pages per cycle by default)."""
+    def faults(apply: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", REUSE_CHILD, apply], capture_output=True, text=True, check=True)
+        applied, n = out.stdout.split()
+        return applied, int(n)
+
+    assert faults("0")[1] > 5 * 10000
+    applied, n = faults("1")
+    assert applied == "True"
+    assert n < 1000
