@@ -81,6 +81,32 @@ def test_cancel_stops_the_run(restorer, photo):
         restorer.restore(photo, faces=False, cancel=ev)
 
 
+def test_progress_moves_inside_the_global_pass(restorer, photo):
+    """Layer and attention-block ticks: a big photo's bar keeps moving within one network pass."""
+    events: list[tuple[float, str]] = []
+    restorer.restore(photo, scratches="auto", faces=False, progress=lambda f, m: events.append((f, m)))
+    fracs = [f for f, _ in events]
+    assert fracs == sorted(fracs) and fracs[-1] == 1.0
+    inside = [f for f, m in events if m.startswith("Restoring (global)")]
+    assert len(set(inside)) > 20  # one step per convolution, not one per stage
+    assert any(m.startswith("Restoring (global): attention") for _, m in events)
+
+
+def test_cancel_inside_the_attention_block(restorer, photo):
+    """Cancelling while the non-local block runs stops the run there (not after the stage)."""
+    ev = threading.Event()
+    seen: list[str] = []
+
+    def progress(frac: float, msg: str) -> None:
+        seen.append(msg)
+        if "attention" in msg:
+            ev.set()
+
+    with pytest.raises(Cancelled):
+        restorer.restore(photo, scratches="auto", faces=False, progress=progress, cancel=ev)
+    assert "attention" in seen[-1]  # nothing reported after the cancel request
+
+
 def test_networks_are_loaded_once(seeded_weights_dir, photo):
     calls = []
 

@@ -21,6 +21,7 @@ from PIL import Image
 from . import imageio
 from .device import resolve_device
 from .errors import Cancelled, InputError
+from .progress import add_layer_ticks, ticking
 from .weights import load_state_dict
 
 ProgressFn = Callable[[float, str], None]
@@ -71,6 +72,7 @@ class Restorer:
         self.weights_dir = weights_dir
         self._loader = weights_loader or (lambda c: load_state_dict(c, weights_dir=self.weights_dir))
         self._nets: dict[str, torch.nn.Module] = {}
+        self._global_layers: dict[str, int] = {}  # layer ticks of one global pass per mode (progress)
         self._lock = threading.Lock()
 
     # -- model cache -----------------------------------------------------------------------------
@@ -83,8 +85,19 @@ class Restorer:
 
                 fast = self.device.type == "cpu" and not self.exact_convs
                 net = instantiate(component, self._loader(component), fast_convs=fast).to(self.device)
+                add_layer_ticks(net)  # progress + cancel between layers (oldphoto.progress)
                 self._nets[component] = net
             return net
+
+    def _expected_global_layers(self, mode: str) -> int:
+        """Convolutions a global pass runs (a first-run estimate: half of each VAE is used)."""
+        from .stages.restore import components_for_mode
+
+        n = 0
+        for comp in components_for_mode(mode):  # type: ignore[arg-type]
+            convs = sum(isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for m in self.net(comp).modules())
+            n += convs if comp.startswith("mapping") else convs // 2
+        return max(1, n)
 
     def components_for(self, *, scratches: bool, hr: bool, faces: bool) -> list[str]:
         """Weights a run needs, so that downloads fetch only those."""
@@ -176,11 +189,24 @@ class Restorer:
         total = sum(weights[s] for s in plan)
         done = 0.0
 
+        last = {"stage": plan[0], "frac": 0.0, "msg": "Preparing"}
+        layers = {"done": 0, "expected": self._global_layers.get(mode) or self._expected_global_layers(mode)}
+
         def report(stage: str, frac: float, msg: str) -> None:
+            last.update(stage=stage, frac=frac, msg=msg)
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             if progress is not None:
                 progress(min(1.0, (done + weights[stage] * frac) / total), msg)
+
+        def on_tick(detail: str) -> None:
+            """Between layers / attention blocks (oldphoto.progress): creep forward, honour cancel."""
+            if last["stage"] == "restore" and last["msg"].startswith("Restoring"):
+                layers["done"] += not detail
+                frac = 0.05 + 0.9 * min(1.0, layers["done"] / layers["expected"])
+                report("restore", frac, "Restoring (global)" + (f": {detail}" if detail else ""))
+            else:
+                report(last["stage"], last["frac"], last["msg"])
 
         photo = imageio.load_rgb(image)
         orig_size = photo.size
@@ -189,7 +215,7 @@ class Restorer:
 
         mask_arr: np.ndarray | None = None
         mask_source: Literal["none", "detected", "user"] = "none"
-        with torch.inference_mode():
+        with torch.inference_mode(), ticking(on_tick):
             if use_mask:
                 t = time.perf_counter()
                 processed = detect.resize_full_size(photo)
@@ -215,6 +241,7 @@ class Restorer:
             )
             global_img = restore_stage.to_image(out)
             timings["restore"] = time.perf_counter() - t
+            self._global_layers[mode] = layers["done"]
             done += weights["restore"]
 
             face_results: list[Any] = []

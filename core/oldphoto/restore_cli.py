@@ -81,7 +81,7 @@ class _Bar:
             n = int(frac * 30)
             sys.stderr.write(f"\r{self.label} [{'#' * n}{'.' * (30 - n)}] {frac:4.0%} {msg:<28}")
             sys.stderr.flush()
-        elif self.plain and msg != self.last_msg:
+        elif self.plain and msg.split(":")[0] != self.last_msg.split(":")[0]:  # stages, not every layer
             print(f"  {self.label}: {msg}", file=sys.stderr)
         self.last_msg = msg
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..progress import tick
 from .blocks import ResnetBlock
 
 # Bytes of scratch memory one attention block may use for its (rows x keys) float32 matrix.
@@ -78,6 +79,7 @@ class NonLocalBlock2DWithMaskRes(nn.Module):
         y = torch.empty(n, c, dtype=x.dtype, device=x.device)
         step = rows_per_block(n, self.block_bytes)
         for s in range(0, n, step):
+            tick(f"attention {100 * s // n}%")
             f = torch.matmul(theta[s : s + step], phi)
             f.sub_(f.amax(dim=1, keepdim=True))
             F.threshold(f, -80.0, float("-inf"), inplace=True)
@@ -136,6 +138,7 @@ class PatchAttention(nn.Module):
         best = torch.empty(q_idx.numel(), dtype=torch.long, device=x.device)
         step = rows_per_block(k_idx.numel(), self.block_bytes)
         for s in range(0, q_idx.numel(), step):
+            tick(f"patch attention {100 * s // q_idx.numel()}%")
             corr = torch.softmax(torch.matmul(queries_n[s : s + step], keys_n), dim=1)
             best[s : s + step] = corr.argmax(dim=1)
             del corr
