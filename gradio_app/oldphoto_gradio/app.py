@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from . import service
-from .gpu import on_gpu
+from .gpu import gpu_seconds, on_gpu
 from .masks import mask_to_layer
 
 log = logging.getLogger("oldphoto_gradio")
@@ -109,7 +109,15 @@ def build_app(
         restorer = holder.get()
         return restorer.restore(photo, scratches=scratches, mask=mask, hr=hr, faces=faces, progress=report)
 
+    def gpu_detect(photo: Image.Image, progress: Any = None) -> np.ndarray:
+        def report(fraction: float, message: str) -> None:
+            if progress is not None:
+                progress(fraction, desc=message)
+
+        return holder.get().detect_scratches(photo, progress=report)
+
     run_on_gpu = on_gpu(gpu_restore)  # imports `spaces` (when present) before the Restorer touches CUDA
+    detect_on_gpu = on_gpu(gpu_detect, duration=lambda photo, *_, **__: gpu_seconds(photo, faces=False))
     if preload:
         for problem in service.preload_networks(holder.get()):
             log.warning("weights not available at start-up: %s", problem)
@@ -148,11 +156,11 @@ def build_app(
         """Run detection and hand its mask to the brush editor for correction."""
         try:
             prepared = service.prepare_photo(photo, max_side=max_side)
-            result = run_on_gpu(prepared.photo, None, "auto", False, False, progress)
+            mask = detect_on_gpu(prepared.photo, progress)  # only the U-Net, not a whole restoration
         except Exception as exc:
             raise _error(exc) from exc
         preview = service.editor_preview(prepared.photo)
-        layer = mask_to_layer(result.mask, preview.size)
+        layer = mask_to_layer(mask, preview.size)
         composite = Image.alpha_composite(preview.convert("RGBA"), Image.fromarray(layer, "RGBA"))
         return {"background": preview, "layers": [layer], "composite": composite}
 
