@@ -63,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="cold runs per case (best is reported)")
     p.add_argument("--weights-dir", type=Path, default=None)
     p.add_argument("--no-inject-face", dest="inject_face", action="store_false")
+    p.add_argument("--exact-convs", action="store_true", help="pass --exact-convs (direct convolutions) to the CLI")
     args = p.parse_args(argv)
 
     print(C.header("cpu"))
     weights = C.seeded_weights_dir(args.weights_dir)
     w, h = args.size
-    print(f"weights: seeded, {weights}; photo {w}x{h} (W x H); inject face: {args.inject_face}\n", flush=True)
+    print(f"weights: seeded, {weights}; photo {w}x{h} (W x H); inject face: {args.inject_face}; convs: {'direct' if args.exact_convs else 'winograd'}\n", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo.png"
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             flags = [f for f in CASES[case] if f != "--faces"] + ([] if faces else ["--no-faces"])
             cmd = [sys.executable, "-c", entry, "restore", str(photo), "-o", str(Path(tmp) / case),
                    "--device", "cpu", "--weights-dir", str(weights), "-q", *flags]
+            if args.exact_convs:
+                cmd.append("--exact-convs")
             best = None
             for _ in range(args.repeat):
                 t = time.perf_counter()

@@ -34,6 +34,10 @@ def add_parser(sub) -> None:
     p.add_argument("--no-faces", dest="faces", action="store_false", help="skip face enhancement")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--weights-dir", type=Path, help="folder of <component>.safetensors files (no network access)")
+    p.add_argument(
+        "--exact-convs", action="store_true",
+        help="CPU: use the direct convolution algorithm instead of the faster Winograd one (for bit-level comparisons)",
+    )
     p.add_argument("--save-mask", action="store_true", help="also write the scratch mask used (<name>_mask.png)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
@@ -107,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         args.output.mkdir(parents=True, exist_ok=True)
-        restorer = Restorer(device=args.device, weights_dir=args.weights_dir)
+        restorer = Restorer(device=args.device, weights_dir=args.weights_dir, exact_convs=args.exact_convs)
     except (OldPhotoError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
