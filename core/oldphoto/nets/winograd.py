@@ -109,12 +109,14 @@ class WinogradConv2d(nn.Conv2d):
         return conv3x3_valid(x, transform_weight(self.weight), self.bias)
 
 
-# Where Winograd is used (component -> submodules; "" = all). Not before or inside the attention
-# blocks: the scratch path's masked, renormalised softmax amplifies rounding (two golden scratch cases
-# leave the tolerance with Winograd there) and the HR path takes an argmax over similarities.
+# Where Winograd is used (component -> submodules; "" = all). Not on the way into the attention:
+# the scratch path's masked, renormalised softmax amplifies rounding of its input (two golden scratch
+# cases leave the tolerance with Winograd in before_NL) and the HR path takes an argmax over
+# similarities. After the attention (the non-local block's res blocks, after_NL) errors stay ~2e-4 on
+# the golden photos, the same as the direct algorithm's (atol 2e-3).
 FAST_PARTS: dict[str, tuple[str, ...]] = {
     "mapping_quality": ("",),
-    "mapping_scratch": ("after_NL",),
+    "mapping_scratch": ("NL.res_block", "after_NL"),
     "mapping_patch_attention": ("after_NL",),
     "face_gen_256": ("",),
     "face_gen_512": ("",),
