@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,14 +101,31 @@ def build_app(
     holder = service.RestorerHolder(restorer_factory)
     results = service.ResultStore()
 
+    # Cancel: one Event per browser session for its running job. Gradio's own cancel only stops the
+    # page from waiting; the Event makes the Restorer stop at its next layer (oldphoto.progress). On
+    # ZeroGPU the job runs in another process, where only Gradio's cancel applies.
+    running: dict[str, threading.Event] = {}
+
+    def cancel_event(request: gr.Request | None) -> threading.Event:
+        ev = threading.Event()
+        running[getattr(request, "session_hash", None) or ""] = ev
+        return ev
+
+    def cancel_job(request: gr.Request) -> None:
+        ev = running.get(getattr(request, "session_hash", None) or "")
+        if ev is not None:
+            ev.set()
+            gr.Info("Cancelled.")
+
     def gpu_restore(photo: Image.Image, mask: np.ndarray | None, scratches: str, hr: bool, faces: bool,
-                    progress: Any = None) -> Any:
+                    progress: Any = None, cancel: threading.Event | None = None) -> Any:
         def report(fraction: float, message: str) -> None:
             if progress is not None:
                 progress(fraction, desc=message)
 
         restorer = holder.get()
-        return restorer.restore(photo, scratches=scratches, mask=mask, hr=hr, faces=faces, progress=report)
+        return restorer.restore(photo, scratches=scratches, mask=mask, hr=hr, faces=faces, progress=report,
+                                cancel=cancel)
 
     def gpu_detect(photo: Image.Image, progress: Any = None) -> np.ndarray:
         def report(fraction: float, message: str) -> None:
@@ -171,6 +189,7 @@ def build_app(
         faces: bool = True,
         hr: bool = False,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker here
+        request: gr.Request = None,  # type: ignore[assignment]  # injected by Gradio (session for Cancel)
     ) -> tuple[Any, ...]:
         """Restore an old photo.
 
@@ -189,7 +208,8 @@ def build_app(
             req = service.build_request(prepared, scratches, painted, hr=hr, faces=faces)
             for notice in prepared.notices:
                 gr.Warning(notice)
-            result = run_on_gpu(prepared.photo, req.mask, req.scratches, req.hr, req.faces, progress)
+            result = run_on_gpu(prepared.photo, req.mask, req.scratches, req.hr, req.faces, progress,
+                                cancel_event(request))
             out = service.package_result(prepared, result, results.new_folder())
         except Exception as exc:
             if isinstance(exc, service.InputError) and photo:
@@ -227,7 +247,9 @@ def build_app(
                 with gr.Row():
                     faces = gr.Checkbox(value=True, label="Enhance faces", elem_id="faces")
                     hr = gr.Checkbox(value=False, label="High-resolution mode (HR)", elem_id="hr")
-                restore_btn = gr.Button("Restore", variant="primary", elem_id="restore-btn")
+                with gr.Row():
+                    restore_btn = gr.Button("Restore", variant="primary", elem_id="restore-btn", scale=3)
+                    cancel_btn = gr.Button("Cancel", variant="secondary", elem_id="cancel-btn", scale=1)
             with gr.Column(scale=1):
                 slider = gr.ImageSlider(label="Before / after", type="pil", format="png", interactive=False,
                                         elem_id="result", max_height=520)
@@ -256,14 +278,16 @@ def build_app(
         )
         detect_btn.click(detect_into_editor, inputs=photo, outputs=editor, api_visibility="private",
                          concurrency_id="restore", concurrency_limit=1)
-        restore_btn.click(
+        restore_job = restore_btn.click(
             restore,
             inputs=[photo, scratches, editor, faces, hr],
             outputs=[slider, download, summary, mask_img, faces_gallery],
             api_name=API_NAME,
             concurrency_id="restore",
             concurrency_limit=1,
-        ).success(lambda: gr.update(visible=True), outputs=download, api_visibility="private")
+        )
+        restore_job.success(lambda: gr.update(visible=True), outputs=download, api_visibility="private")
+        cancel_btn.click(cancel_job, api_visibility="private", cancels=[restore_job], queue=False)
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
     return demo
 

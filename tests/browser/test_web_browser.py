@@ -186,3 +186,47 @@ def teardown_module() -> None:
         if extra.stat().st_size == 0:
             extra.unlink()
     shutil.rmtree(ARTIFACTS / "tmp", ignore_errors=True)
+
+
+def test_cancel_stops_the_restoration_on_the_server(browser, seeded_weights_dir, tmp_path):
+    """Cancel while the global stage runs: the page stops waiting and the Restorer itself stops
+    (Cancelled raised inside the run), instead of computing on for nobody."""
+    from oldphoto import Restorer
+    from oldphoto.errors import Cancelled
+
+    outcomes: list[str] = []
+
+    class Recording(Restorer):
+        def restore(self, *args, **kwargs):
+            try:
+                res = super().restore(*args, **kwargs)
+            except Cancelled:
+                outcomes.append("cancelled")
+                raise
+            outcomes.append("finished")
+            return res
+
+    src = require_reference("test_images", "old_w_scratch", "b.png")
+    big = tmp_path / "big.png"
+    with Image.open(src) as im:
+        im.convert("RGB").resize((900, 1200), Image.LANCZOS).save(big)  # many seconds of CPU work
+    factory = lambda: Recording(device="cpu", weights_dir=seeded_weights_dir)  # noqa: E731
+    with serve(seeded_weights_dir, restorer_factory=factory, max_side=0) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = context.new_page()
+        pg.goto(url)
+        pg.wait_for_selector("#restore-btn", timeout=60_000)
+        pg.locator("#photo input[type=file]").set_input_files(str(big))
+        pg.get_by_label("Detect scratches automatically").check()
+        pg.get_by_label("Enhance faces").uncheck()
+        pg.locator("#photo img").first.wait_for(state="visible", timeout=30_000)
+        pg.click("#restore-btn")
+        pg.get_by_text(re.compile("Restoring")).first.wait_for(timeout=240_000)
+        pg.click("#cancel-btn")
+        deadline = time.monotonic() + 120
+        while not outcomes and time.monotonic() < deadline:
+            pg.wait_for_timeout(250)
+        shot(pg, "6-cancelled")
+        assert outcomes == ["cancelled"]
+        assert not pg.locator("#download").is_visible()
+        context.close()
