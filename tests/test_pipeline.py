@@ -134,6 +134,12 @@ def test_missing_weights_is_a_clear_error(tmp_path, photo):
         Restorer(device="cpu", weights_dir=tmp_path).restore(photo, faces=False)
 
 
+def test_bad_file_is_reported_before_any_weights_are_needed(tmp_path):
+    """A corrupt photo gets its own message even when the weights are missing (nothing loads first)."""
+    with pytest.raises(InputError):
+        Restorer(device="cpu", weights_dir=tmp_path).restore(b"not an image", scratches="auto", faces=False)
+
+
 def test_auto_device_is_cpu_without_cuda():
     import torch
 

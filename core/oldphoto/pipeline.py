@@ -190,7 +190,7 @@ class Restorer:
         done = 0.0
 
         last = {"stage": plan[0], "frac": 0.0, "msg": "Preparing"}
-        layers = {"done": 0, "expected": self._global_layers.get(mode) or self._expected_global_layers(mode)}
+        layers = {"done": 0, "expected": self._global_layers.get(mode, 0)}  # 0: count at the first tick
 
         def report(stage: str, frac: float, msg: str) -> None:
             last.update(stage=stage, frac=frac, msg=msg)
@@ -203,6 +203,8 @@ class Restorer:
             """Between layers / attention blocks (oldphoto.progress): creep forward, honour cancel."""
             if last["stage"] == "restore" and last["msg"].startswith("Restoring"):
                 layers["done"] += not detail
+                if not layers["expected"]:  # first run of this mode: the networks are loading now anyway
+                    layers["expected"] = self._expected_global_layers(mode)
                 frac = 0.05 + 0.9 * min(1.0, layers["done"] / layers["expected"])
                 report("restore", frac, "Restoring (global)" + (f": {detail}" if detail else ""))
             else:
