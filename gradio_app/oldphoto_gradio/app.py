@@ -106,33 +106,30 @@ def build_app(
     # ZeroGPU the job runs in another process, where only Gradio's cancel applies.
     running: dict[str, threading.Event] = {}
 
-    def cancel_event(request: gr.Request | None) -> threading.Event:
-        ev = threading.Event()
-        running[getattr(request, "session_hash", None) or ""] = ev
-        return ev
+    def session_key(request: gr.Request | None) -> str:
+        return getattr(request, "session_hash", None) or ""
 
     def cancel_job(request: gr.Request) -> None:
-        ev = running.get(getattr(request, "session_hash", None) or "")
+        ev = running.get(session_key(request))
         if ev is not None:
             ev.set()
             gr.Info("Cancelled.")
 
+    def reporter(progress: Any) -> Callable[[float, str], None]:
+        """oldphoto's progress(fraction, message) -> Gradio's tracker."""
+        def report(fraction: float, message: str) -> None:
+            if progress is not None:
+                progress(fraction, desc=message)
+
+        return report
+
     def gpu_restore(photo: Image.Image, mask: np.ndarray | None, scratches: str, hr: bool, faces: bool,
                     progress: Any = None, cancel: threading.Event | None = None) -> Any:
-        def report(fraction: float, message: str) -> None:
-            if progress is not None:
-                progress(fraction, desc=message)
-
-        restorer = holder.get()
-        return restorer.restore(photo, scratches=scratches, mask=mask, hr=hr, faces=faces, progress=report,
-                                cancel=cancel)
+        return holder.get().restore(photo, scratches=scratches, mask=mask, hr=hr, faces=faces,
+                                    progress=reporter(progress), cancel=cancel)
 
     def gpu_detect(photo: Image.Image, progress: Any = None) -> np.ndarray:
-        def report(fraction: float, message: str) -> None:
-            if progress is not None:
-                progress(fraction, desc=message)
-
-        return holder.get().detect_scratches(photo, progress=report)
+        return holder.get().detect_scratches(photo, progress=reporter(progress))
 
     run_on_gpu = on_gpu(gpu_restore)  # imports `spaces` (when present) before the Restorer touches CUDA
     detect_on_gpu = on_gpu(gpu_detect, duration=lambda photo, *_, **__: gpu_seconds(photo, faces=False))
@@ -208,8 +205,12 @@ def build_app(
             req = service.build_request(prepared, scratches, painted, hr=hr, faces=faces)
             for notice in prepared.notices:
                 gr.Warning(notice)
-            result = run_on_gpu(prepared.photo, req.mask, req.scratches, req.hr, req.faces, progress,
-                                cancel_event(request))
+            cancel = running[session_key(request)] = threading.Event()
+            try:
+                result = run_on_gpu(prepared.photo, req.mask, req.scratches, req.hr, req.faces, progress, cancel)
+            finally:
+                if running.get(session_key(request)) is cancel:
+                    del running[session_key(request)]
             out = service.package_result(prepared, result, results.new_folder())
         except Exception as exc:
             if isinstance(exc, service.InputError) and photo:
