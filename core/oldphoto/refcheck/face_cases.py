@@ -135,12 +135,25 @@ def run_generator_case(case: dict, ctx: Context) -> list[Check]:
 
 
 # -- alignment / warp-back / e2e -------------------------------------------------------------------
-CHAIN_MAX_DIFF = 16
-"""e2e with *our* generator faces: a face value off by one level (allowed by the generator tolerance)
-moves through the histogram LUT, which can stretch one level to several (observed 4 at 256 and 12
-at 512 in the matched face, 2 in the final image). The chain checks therefore bound the fraction of
-differing values by the stage tolerance and the size of a difference by this many levels; the exact
-stage-4 comparison is done separately from the reference's own restored faces."""
+def lut_sensitivity(restored: np.ndarray, reference: np.ndarray) -> int:
+    """How far the histogram-matching LUT can move an output value when its input face is off by one
+    level on a few pixels (what the generator tolerance allows, checked by ``restored_face_k``).
+
+    e2e with *our* generator faces: a value off by one moves to the neighbouring LUT entry (the largest
+    step between adjacent entries), and the few changed pixels shift the source CDF, which can move an
+    entry to the next populated reference level (the largest gap between populated levels). Observed:
+    4 at 256 and 12-24 at 512 in the matched face, depending on thread count and conv algorithm. The
+    chain checks bound the fraction of differing values by the stage tolerance and the size of a
+    difference by this; the exact stage-4 comparison uses the reference's own restored faces.
+    """
+    luts = warpback.histogram_luts(restored, reference).astype(np.int16)
+    step = int(np.abs(np.diff(luts, axis=1)).max())
+    gap = 1
+    for ch in range(reference.shape[-1]):
+        levels = np.flatnonzero(np.bincount(reference[..., ch].ravel(), minlength=256))
+        if levels.size > 1:
+            gap = max(gap, int(np.diff(levels).max()))
+    return max(step, gap)
 
 
 def run_stage_case(case: dict, ctx: Context) -> list[Check]:
@@ -156,6 +169,7 @@ def run_stage_case(case: dict, ctx: Context) -> list[Check]:
     checks: list[Check] = []
     faces: list[tuple[np.ndarray, np.ndarray]] = []
     ours: list[tuple[np.ndarray, np.ndarray]] = []
+    chain_max = int(u8_max)
     e2e = case.get("seed") is not None and str(case["id"]).startswith("e2e")
     for face in case["faces"]:
         k = face["index"]
@@ -176,6 +190,7 @@ def run_stage_case(case: dict, ctx: Context) -> list[Check]:
             # the generator cases' acceptance: |d| <= 1 on <= 0.05 % of values
             checks.append(compare_u8(f"restored_face_{k}", restored, restored_ref, max_diff=1, max_frac=0.0005))
             ours.append((matrix, restored))
+            chain_max = max(chain_max, lut_sensitivity(restored, align.aligned_reference(photo, matrix, size)))
 
     debug: list[warpback.PasteDebug] = []
     final = warpback.paste_faces(photo, faces, debug=debug)
@@ -207,8 +222,8 @@ def run_stage_case(case: dict, ctx: Context) -> list[Check]:
         chain_final = warpback.paste_faces(photo, ours, debug=chain_debug)
         for face, dbg in zip(case["faces"], chain_debug):
             ref = ctx.load(face["files"]["matched_face"]["file"])
-            checks.append(u8(f"chain_matched_face_{face['index']}", dbg.matched, ref, CHAIN_MAX_DIFF))
-        checks.append(u8("chain_final", chain_final, final_ref, CHAIN_MAX_DIFF))
+            checks.append(u8(f"chain_matched_face_{face['index']}", dbg.matched, ref, chain_max))
+        checks.append(u8("chain_final", chain_final, final_ref, chain_max))
     return checks
 
 

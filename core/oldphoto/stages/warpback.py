@@ -26,22 +26,31 @@ BLUR_SIZE = 25
 """``cv2.GaussianBlur(mask, (25, 25), 0)``; sigma 0 -> 0.3 * ((25 - 1) / 2 - 1) + 0.8 = 4.1."""
 
 
-def match_histograms(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def histogram_luts(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """SPEC d.4: per-channel LUT[v] = smallest level r with cdf_ref[r] >= cdf_src[v] (256 unit bins).
 
     Integer cumulative counts are compared after scaling by the other image's pixel count, which is
     exact and equals the official normalised-cdf comparison (both counts are S^2 there).
+    Returns uint8 (channels, 256).
     """
     if source.shape[-1] != reference.shape[-1]:
         raise ValueError("source and reference must have the same number of channels")
-    out = np.empty_like(source)
     n_src = source.shape[0] * source.shape[1]
     n_ref = reference.shape[0] * reference.shape[1]
+    luts = np.empty((source.shape[-1], 256), np.uint8)
     for ch in range(source.shape[-1]):
         cdf_src = np.cumsum(np.bincount(source[..., ch].ravel(), minlength=256)).astype(np.int64) * n_ref
         cdf_ref = np.cumsum(np.bincount(reference[..., ch].ravel(), minlength=256)).astype(np.int64) * n_src
-        lut = np.searchsorted(cdf_ref, cdf_src, side="left").clip(0, 255).astype(np.uint8)
-        out[..., ch] = lut[source[..., ch]]
+        luts[ch] = np.searchsorted(cdf_ref, cdf_src, side="left").clip(0, 255)
+    return luts
+
+
+def match_histograms(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each channel of ``source`` through its :func:`histogram_luts` table."""
+    luts = histogram_luts(source, reference)
+    out = np.empty_like(source)
+    for ch in range(source.shape[-1]):
+        out[..., ch] = luts[ch][source[..., ch]]
     return out
 
 
