@@ -20,7 +20,10 @@ class BlurDownsample(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        k = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64)
+        # outer([1,2,1],[1,2,1]) / 16, exact in float32, made on the CPU even when the net is built on
+        # the meta device: a meta-device op here imports torch's Python meta kernels (~1.5-2 s of a
+        # cold start). The checkpoint's tensor replaces it on loading anyway.
+        k = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64, device="cpu")
         filt = (torch.outer(k, k) / 16.0).to(torch.float32)
         self.register_buffer("filt", filt[None, None].repeat(channels, 1, 1, 1))
 
