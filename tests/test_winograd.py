@@ -96,3 +96,18 @@ def test_restorer_uses_winograd_on_cpu_unless_exact(tmp_path):
     z = torch.randn(1, 64, 20, 24)
     with torch.no_grad():
         assert _rel_err(fast(z), exact(z)) < 1e-4
+
+
+def test_conv_subclasses_with_their_own_forward_are_left_alone():
+    class Custom(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    class ZeroInit(nn.Conv2d):  # like the face/RetinaFace convs: only the initialisation differs
+        def reset_parameters(self):
+            nn.init.zeros_(self.weight)
+
+    net = nn.Sequential(Custom(128, 128, 3), ZeroInit(128, 128, 3))
+    assert use_winograd(net) == 1
+    assert type(net[0]) is Custom and type(net[1]) is WinogradConv2d
+    assert use_winograd(net) == 0  # already switched
