@@ -72,6 +72,7 @@ class Restorer:
         self.weights_dir = weights_dir
         self._loader = weights_loader or (lambda c: load_state_dict(c, weights_dir=self.weights_dir))
         self._nets: dict[str, torch.nn.Module] = {}
+        self._layer_counts: dict[str, int] = {}  # ticking layers per loaded network
         self._global_layers: dict[str, int] = {}  # layer ticks of one global pass per mode (progress)
         self._lock = threading.Lock()
 
@@ -85,7 +86,8 @@ class Restorer:
 
                 fast = self.device.type == "cpu" and not self.exact_convs
                 net = instantiate(component, self._loader(component), fast_convs=fast).to(self.device)
-                add_layer_ticks(net)  # progress + cancel between layers (oldphoto.progress)
+                # progress + cancel between layers (oldphoto.progress)
+                self._layer_counts[component] = add_layer_ticks(net)
                 self._nets[component] = net
             return net
 
@@ -95,7 +97,8 @@ class Restorer:
 
         n = 0
         for comp in components_for_mode(mode):  # type: ignore[arg-type]
-            convs = sum(isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for m in self.net(comp).modules())
+            self.net(comp)
+            convs = self._layer_counts[comp]
             n += convs if comp.startswith("mapping") else convs // 2
         return max(1, n)
 
