@@ -7,7 +7,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from oldphoto.nets import instantiate
-from oldphoto.nets.winograd import FAST_PARTS, WinogradConv2d, conv3x3_valid, transform_weight, use_winograd
+from oldphoto.nets.winograd import (
+    FAST_PARTS,
+    WinogradConv2d,
+    conv3x3_valid,
+    spatially_constant,
+    transform_weight,
+    use_winograd,
+)
 from oldphoto.seeded import seeded_state_dict
 
 
@@ -17,13 +24,14 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("size", [(1, 1), (3, 5), (4, 4), (13, 22), (17, 8)])
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 30], ids=["one-tile-row-chunks", "whole"])
-def test_valid_conv_matches_direct(size, chunk_bytes):
+@pytest.mark.parametrize("padding", [(0, 0), (1, 1), (1, 0)])
+def test_valid_conv_matches_direct(size, chunk_bytes, padding):
     torch.manual_seed(0)
     h, w = size
     x = torch.randn(1, 24, h + 2, w + 2)
     weight, bias = torch.randn(40, 24, 3, 3) * 0.1, torch.randn(40)
-    ref = F.conv2d(x.double(), weight.double(), bias.double())
-    out = conv3x3_valid(x, transform_weight(weight), bias, chunk_bytes=chunk_bytes)
+    ref = F.conv2d(x.double(), weight.double(), bias.double(), padding=padding)
+    out = conv3x3_valid(x, transform_weight(weight), bias, chunk_bytes=chunk_bytes, padding=padding)
     assert out.shape == ref.shape
     assert _rel_err(out, ref) < 2e-5
 
@@ -66,6 +74,17 @@ def test_constant_input_stays_exactly_constant():
         ref = F.conv2d(x, conv.weight, conv.bias)
     assert torch.equal(out, ref)
     assert torch.equal(out.amax(dim=(2, 3)), out.amin(dim=(2, 3)))
+
+
+def test_constant_check_is_exact_beyond_its_probe():
+    """The quick probe (a few positions) only rules maps out; a map equal at the probe is scanned."""
+    x = torch.full((1, 3, 9, 9), 2.0)
+    assert spatially_constant(x)
+    x[0, 1, 4, 5] = 2.5  # not one of the probed positions
+    assert not spatially_constant(x)
+    x[0, 1, 4, 5] = 2.0
+    x[0, 2, 0, 0] = -1.0  # a probed position
+    assert not spatially_constant(x)
 
 
 @pytest.mark.parametrize("component", ["mapping_quality", "mapping_scratch"])

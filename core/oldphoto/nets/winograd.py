@@ -59,30 +59,39 @@ def transform_weight(weight: torch.Tensor) -> torch.Tensor:
     return torch.matmul(_KG.to(weight.device), weight.detach().reshape(k * c, 9).t()).reshape(A * A, k, c)
 
 
-def conv3x3_valid(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
-    """A 'valid' 3x3 stride-1 convolution of a padded (1, C, Hp, Wp) map with transformed weights u.
+def conv3x3_valid(
+    x: torch.Tensor,
+    u: torch.Tensor,
+    bias: torch.Tensor | None,
+    chunk_bytes: int = CHUNK_BYTES,
+    padding: tuple[int, int] = (0, 0),
+) -> torch.Tensor:
+    """A 3x3 stride-1 convolution of a (1, C, H, W) map with transformed weights u and zero ``padding``.
 
     Tile rows are processed in chunks so that the transformed input (2.25x the input's size) never
-    exists for the whole map at once.
+    exists for the whole map at once. The input transform B^T d B of every 6x6 tile is one depthwise
+    stride-4 convolution with the 36 kron(B^T, B^T) filters: oneDNN does it in one pass over the map,
+    with the same sums in the same order as the (36, 36) matrix product over gathered tiles that it
+    replaces (bit-identical, measured), but without the strided gather (~40 % less time per layer).
     """
+    ph, pw = padding
     _, c, hp, wp = x.shape
+    hp, wp = hp + 2 * ph, wp + 2 * pw
     k = u.shape[1]
     h, w = hp - 2, wp - 2
     th, tw = -(-h // M), -(-w // M)
-    x = F.pad(x, (0, tw * M + 2 - wp, 0, th * M + 2 - hp))[0]
-    kb, ka = _KB.to(x.device), _KA.to(x.device)
+    # one pad: the conv's own zero padding plus zeros up to whole tiles
+    x = F.pad(x, (pw, tw * M + 2 - wp + pw, ph, th * M + 2 - hp + ph))[0].unsqueeze(1)  # (C, 1, H', W')
+    kb, ka = _KB.to(x.device).view(A * A, 1, A, A), _KA.to(x.device)
     out = torch.empty(1, k, h, w, dtype=x.dtype, device=x.device)
     rows = max(1, chunk_bytes // (A * A * c * tw * x.element_size()))
     for r0 in range(0, th, rows):
         r1 = min(th, r0 + rows)
         t = (r1 - r0) * tw
-        d = x[:, r0 * M : r1 * M + 2].unfold(1, A, M).unfold(2, A, M)  # (C, r, tw, 6, 6)
-        d = d.permute(3, 4, 0, 1, 2).reshape(A * A, c * t)
-        v = torch.matmul(kb, d).reshape(A * A, c, t)
-        del d
-        m = torch.bmm(u, v)  # (36, K, T)
+        v = F.conv2d(x[:, :, r0 * M : r1 * M + 2], kb, stride=M)  # (C, 36, r, tw)
+        m = torch.bmm(u, v.view(c, A * A, t).transpose(0, 1))  # (36, K, T); bmm reads the strided view
         del v
-        y = torch.matmul(ka, m.reshape(A * A, k * t)).reshape(M, M, k, r1 - r0, tw)
+        y = torch.matmul(ka, m.view(A * A, k * t)).view(M, M, k, r1 - r0, tw)
         del m
         y = y.permute(2, 3, 0, 4, 1).reshape(k, (r1 - r0) * M, tw * M)
         o0, o1 = r0 * M, min(h, r1 * M)
@@ -103,10 +112,7 @@ class WinogradConv2d(nn.Conv2d):
             or spatially_constant(x)
         ):
             return super().forward(x)
-        ph, pw = self.padding  # type: ignore[misc]
-        if ph or pw:
-            x = F.pad(x, (pw, pw, ph, ph))
-        return conv3x3_valid(x, transform_weight(self.weight), self.bias)
+        return conv3x3_valid(x, transform_weight(self.weight), self.bias, padding=self.padding)  # type: ignore[arg-type]
 
 
 # Where Winograd is used (component -> submodules; "" = all). Not on the way into the attention:
@@ -131,6 +137,10 @@ def spatially_constant(x: torch.Tensor) -> bool:
     the norm (variance ~0) blows up to O(1). Such inputs therefore take the direct path.
     """
     flat = x.reshape(x.shape[0] * x.shape[1], -1)
+    n = flat.shape[1]
+    probe = flat[:, [0, n // 3, n // 2, n - 1]]  # a cheap necessary condition first (most maps fail it)
+    if not torch.equal(probe, probe[:, :1].expand_as(probe)):
+        return False
     lo, hi = torch.aminmax(flat, dim=1)
     return bool(torch.equal(lo, hi))
 
