@@ -17,6 +17,10 @@ once to ``--weights-dir``. Scratch masks: ``--mask detect`` (default) runs the U
 "finds" ~13k faces, so by default its post-processing is replaced by one synthetic face (the network
 still runs), so that alignment, one generator call and blending are measured as for a portrait
 (``--no-inject-face`` keeps the plain detector; expect minutes of NMS and thousands of faces).
+Memory allocator: by default the child tunes malloc as the web app and the GIMP worker do
+(``keep_freed_memory_for_reuse(trim_after_jobs=True)``: freed layer outputs are reused within a photo
+and given back after it); ``--malloc default`` keeps glibc's defaults, as for the library used inside
+someone else's process (every big layer output is then zero-filled afresh: ~1/3 slower on the CPU).
 Timings on a shared machine are noisy; the load average is printed before and after.
 """
 
@@ -51,6 +55,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weights-dir", type=Path, default=None, help="seeded weights folder (made if missing)")
     p.add_argument("--json", type=Path, help="also write all results to this file")
     p.add_argument("--exact-convs", action="store_true", help="direct convolutions instead of Winograd (CPU)")
+    p.add_argument("--malloc", choices=["server", "default"], default="server",
+                   help="server: malloc tuned as in the web app / GIMP worker (default); default: glibc's defaults")
     p.add_argument("--child", help=argparse.SUPPRESS)  # JSON config: run one configuration and print RESULT
     return p.parse_args(argv)
 
@@ -85,7 +91,10 @@ def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from oldphoto import Restorer
+    from oldphoto.memory import keep_freed_memory_for_reuse
 
+    if cfg.get("malloc", "server") == "server":
+        keep_freed_memory_for_reuse(trim_after_jobs=True)
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     cuda = cfg["device"].startswith("cuda")
@@ -162,7 +171,7 @@ def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_config(args: argparse.Namespace, size: int, mode: str, faces: bool, weights: Path) -> dict[str, Any]:
     cfg = {
         "size": size, "mode": mode, "faces": faces, "repeat": args.repeat, "threads": args.threads, "exact_convs": args.exact_convs,
-        "device": args.device, "mask": args.mask, "inject_face": args.inject_face, "weights_dir": str(weights),
+        "device": args.device, "mask": args.mask, "inject_face": args.inject_face, "weights_dir": str(weights), "malloc": args.malloc,
     }
     t = time.perf_counter()
     proc = subprocess.run(
@@ -219,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     print(C.header(args.device))
     sizes = list(args.sizes) + ([2048] if args.include_2048 and 2048 not in args.sizes else [])
     weights = C.seeded_weights_dir(args.weights_dir)
-    print(f"weights: seeded, {weights}; masks: {args.mask}; inject face: {args.inject_face}; repeat: {args.repeat}; convs: {'direct' if args.exact_convs else 'winograd (CPU)'}")
+    print(f"weights: seeded, {weights}; masks: {args.mask}; inject face: {args.inject_face}; repeat: {args.repeat}; convs: {'direct' if args.exact_convs else 'winograd (CPU)'}; malloc: {args.malloc}")
     print("peak RSS = VmHWM of the child during the timed runs (reset after load + warm-up);")
     print("run +MB = peak minus RSS before the run; load+warm-up peak = VmHWM before the reset.\n", flush=True)
     results: list[dict[str, Any]] = []

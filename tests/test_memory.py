@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from oldphoto import memory
+from oldphoto import Restorer, memory
 from oldphoto.errors import InputError
 
 SCRATCH_COMPONENTS = ["vae_a_quality", "mapping_scratch", "vae_b_scratch"]
@@ -180,3 +181,58 @@ def test_cli_malloc_setting_reuses_freed_blocks():
     applied, n = faults("1")
     assert applied == "True"
     assert n < 1000
+
+
+THREAD_CHILD = r"""
+import resource, sys, threading
+from oldphoto import memory
+applied = memory.keep_freed_memory_for_reuse(trim_after_jobs=sys.argv[1] == "trim") if sys.argv[1] != "0" else False
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
+def job():  # like a Gradio handler or the GIMP worker: the big blocks come and go in a worker thread
+    for _ in range(6):
+        b = bytearray(64 * 2**20)
+        del b
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+t = threading.Thread(target=job)
+t.start()
+t.join()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+kept = rss_mb()
+memory.job_done()
+print(applied, faults, kept, rss_mb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_long_lived_setting_reuses_memory_in_threads_and_gives_it_back_after_a_job():
+    """Server and GIMP worker: blocks freed in a worker thread are reused within a job (one 64 MiB
+    block's worth of fresh pages instead of six), and job_done() returns them to the system."""
+    def run(mode: str) -> tuple[str, int, int, int]:
+        out = subprocess.run([sys.executable, "-c", THREAD_CHILD, mode], capture_output=True, text=True, check=True)
+        applied, faults, kept, after = out.stdout.split()
+        return applied, int(faults), int(kept), int(after)
+
+    _, plain_faults, _, _ = run("0")
+    assert plain_faults > 5 * 16384 * 0.9  # every block faulted in afresh
+    applied, faults, kept, after = run("keep")
+    assert applied == "True" and faults < 2 * 16384
+    assert after > kept - 16  # the one-shot CLI's setting keeps the memory
+    applied, faults, kept, after = run("trim")
+    assert applied == "True" and faults < 2 * 16384
+    assert after < kept - 48  # ... a long-lived process gives it back after the job
+
+
+def test_restorer_ends_every_job_with_job_done(tmp_path, monkeypatch):
+    """restore() and detect_scratches() call memory.job_done() when they end, also on an error."""
+    from oldphoto.seeded import write_seeded_weights
+
+    calls = []
+    monkeypatch.setattr(memory, "job_done", lambda: calls.append(1))
+    write_seeded_weights(tmp_path, ["detection_unet"])
+    r = Restorer(device="cpu", weights_dir=tmp_path)
+    r.detect_scratches(Image.new("RGB", (40, 32), "gray"))
+    assert len(calls) == 1
+    with pytest.raises(InputError):
+        r.restore(b"not an image", faces=False)
+    assert len(calls) == 2

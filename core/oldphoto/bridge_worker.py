@@ -303,8 +303,10 @@ def serve_socket(worker: Worker, path: str, idle_timeout: float = 0.0) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     try:
+        from .memory import keep_freed_memory_for_reuse
         from .pipeline import Restorer  # torch is imported here, not at module load
 
+        keep_freed_memory_for_reuse(trim_after_jobs=True)  # long-lived: memory goes back after each photo
         restorer = Restorer(device=args.device, weights_dir=args.weights_dir)
     except OldPhotoError as exc:
         print(f"oldphoto worker: {exc}", file=sys.stderr, flush=True)

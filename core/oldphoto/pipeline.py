@@ -7,6 +7,7 @@ use and kept, so a GUI or a worker process pays the load once.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -28,6 +29,21 @@ ProgressFn = Callable[[float, str], None]
 """``progress(fraction, message)``; fraction in [0, 1]. It may raise :class:`Cancelled` to stop."""
 
 Scratches = Literal["none", "auto"]
+
+
+def _one_job(method: Callable[..., Any]) -> Callable[..., Any]:
+    """One photo's work: afterwards a long-lived process may give kept memory back (memory.job_done)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from . import memory
+
+        try:
+            return method(*args, **kwargs)
+        finally:
+            memory.job_done()
+
+    return wrapper
 
 
 @dataclass
@@ -132,6 +148,7 @@ class Restorer:
         memory.check_fits(size[0], size[1], mode, faces=faces, hr_faces=hr, loaded=loaded)  # type: ignore[arg-type]
 
     # -- the pipeline ---------------------------------------------------------------------------
+    @_one_job
     def detect_scratches(
         self,
         image: Image.Image | np.ndarray | str | os.PathLike | bytes,
@@ -156,6 +173,7 @@ class Restorer:
             progress(1.0, "Done")
         return imageio.resize_mask(mask, photo.size)
 
+    @_one_job
     def restore(
         self,
         image: Image.Image | np.ndarray | str | os.PathLike | bytes,
