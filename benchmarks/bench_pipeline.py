@@ -55,6 +55,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weights-dir", type=Path, default=None, help="seeded weights folder (made if missing)")
     p.add_argument("--json", type=Path, help="also write all results to this file")
     p.add_argument("--exact-convs", action="store_true", help="direct convolutions instead of Winograd (CPU)")
+    p.add_argument("--half", action="store_true", help="Restorer(half=True): float16 networks (meant for CUDA)")
     p.add_argument("--malloc", choices=["server", "default"], default="server",
                    help="server: malloc tuned as in the web app / GIMP worker (default); default: glibc's defaults")
     p.add_argument("--child", help=argparse.SUPPRESS)  # JSON config: run one configuration and print RESULT
@@ -102,7 +103,8 @@ def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
     size, mode, faces = cfg["size"], cfg["mode"], cfg["faces"]
     use_mask = mode != "quality"
     hr = mode == "hr"
-    r = Restorer(device=cfg["device"], weights_dir=cfg["weights_dir"], exact_convs=cfg.get("exact_convs", False))
+    r = Restorer(device=cfg["device"], weights_dir=cfg["weights_dir"], exact_convs=cfg.get("exact_convs", False),
+                 half=cfg.get("half", False))
 
     load: dict[str, float] = {}
     for comp in r.components_for(scratches=use_mask and cfg["mask"] == "detect", hr=hr, faces=faces):
@@ -171,7 +173,7 @@ def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_config(args: argparse.Namespace, size: int, mode: str, faces: bool, weights: Path) -> dict[str, Any]:
     cfg = {
         "size": size, "mode": mode, "faces": faces, "repeat": args.repeat, "threads": args.threads, "exact_convs": args.exact_convs,
-        "device": args.device, "mask": args.mask, "inject_face": args.inject_face, "weights_dir": str(weights), "malloc": args.malloc,
+        "device": args.device, "mask": args.mask, "inject_face": args.inject_face, "weights_dir": str(weights), "malloc": args.malloc, "half": args.half,
     }
     t = time.perf_counter()
     proc = subprocess.run(
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     print(C.header(args.device))
     sizes = list(args.sizes) + ([2048] if args.include_2048 and 2048 not in args.sizes else [])
     weights = C.seeded_weights_dir(args.weights_dir)
-    print(f"weights: seeded, {weights}; masks: {args.mask}; inject face: {args.inject_face}; repeat: {args.repeat}; convs: {'direct' if args.exact_convs else 'winograd (CPU)'}; malloc: {args.malloc}")
+    print(f"weights: seeded, {weights}; masks: {args.mask}; inject face: {args.inject_face}; repeat: {args.repeat}; convs: {'direct' if args.exact_convs else 'winograd (CPU)'}; malloc: {args.malloc}; half: {args.half}")
     print("peak RSS = VmHWM of the child during the timed runs (reset after load + warm-up);")
     print("run +MB = peak minus RSS before the run; load+warm-up peak = VmHWM before the reset.\n", flush=True)
     results: list[dict[str, Any]] = []

@@ -73,6 +73,10 @@ class Restorer:
     ``weights_dir``: a folder of ``<component>.safetensors`` files used instead of the Hub.
     ``exact_convs``: on CPU the wide 3x3 convolutions run as Winograd F(4x4, 3x3) (~1.4x faster,
     float32 rounding ~1e-5 relative, golden cases still pass); True keeps oneDNN's direct algorithm.
+    ``half``: run the global networks and the face generators in float16 (opt-in, meant for CUDA:
+    half the weight and activation memory, tensor cores). The attention softmax and its sums stay
+    float32; scratch detection and face detection stay float32. Output differences against float32
+    are bounded in ``tests/test_half.py`` (README: "Half precision"). On the CPU it runs, slower.
     """
 
     def __init__(
@@ -82,9 +86,11 @@ class Restorer:
         weights_dir: str | os.PathLike | None = None,
         weights_loader: Callable[[str], dict[str, torch.Tensor]] | None = None,
         exact_convs: bool = False,
+        half: bool = False,
     ) -> None:
         self.device = resolve_device(device)
         self.exact_convs = exact_convs
+        self.half = half
         self.weights_dir = weights_dir
         self._loader = weights_loader or (lambda c: load_state_dict(c, weights_dir=self.weights_dir))
         self._nets: dict[str, torch.nn.Module] = {}
@@ -100,8 +106,8 @@ class Restorer:
             if net is None:
                 from .nets import instantiate
 
-                fast = self.device.type == "cpu" and not self.exact_convs
-                net = instantiate(component, self._loader(component), fast_convs=fast).to(self.device)
+                fast = self.device.type == "cpu" and not self.exact_convs and not self.half
+                net = instantiate(component, self._loader(component), fast_convs=fast, half=self.half).to(self.device)
                 # progress + cancel between layers (oldphoto.progress)
                 self._layer_counts[component] = add_layer_ticks(net)
                 self._nets[component] = net

@@ -38,6 +38,11 @@ def add_parser(sub) -> None:
         "--exact-convs", action="store_true",
         help="CPU: use the direct convolution algorithm instead of the faster Winograd one (for bit-level comparisons)",
     )
+    p.add_argument(
+        "--half", action="store_true",
+        help="float16 for the face generators, the quality mapping and the decoders (meant for CUDA: less memory; "
+             "outputs move by a few levels in quality mode; slower on the CPU)",
+    )
     p.add_argument("--save-mask", action="store_true", help="also write the scratch mask used (<name>_mask.png)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
@@ -111,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         args.output.mkdir(parents=True, exist_ok=True)
-        restorer = Restorer(device=args.device, weights_dir=args.weights_dir, exact_convs=args.exact_convs)
+        restorer = Restorer(device=args.device, weights_dir=args.weights_dir, exact_convs=args.exact_convs, half=args.half)
     except (OldPhotoError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -43,19 +43,43 @@ def build(component: str) -> nn.Module:
         raise KeyError(f"no network for component {component!r}") from None
 
 
-def instantiate(component: str, state_dict: Mapping[str, torch.Tensor], *, fast_convs: bool = False) -> nn.Module:
+# Networks that may run in float16 (``half=True``), measured on the golden data (tests/test_half.py):
+# the face generators (within +-1 level of float32), the quality mapping network and the decoders
+# (quality mode: a few levels on a few % of values). The rest stays float32 because float16 there
+# changes decisions: the scratch mapping's partial non-local block amplifies rounding of its input
+# and the HR patch attention picks patches by argmax (each moved golden outputs by up to 150-235
+# levels in float16, also with only the shared encoder in float16); the U-Net's and RetinaFace's
+# outputs are thresholded (mask pixels, face boxes and landmarks).
+HALF_COMPONENTS = frozenset({"vae_b_quality", "vae_b_scratch", "mapping_quality", "face_gen_256", "face_gen_512"})
+
+
+def instantiate(
+    component: str, state_dict: Mapping[str, torch.Tensor], *, fast_convs: bool = False, half: bool = False
+) -> nn.Module:
     """The network of ``component`` holding exactly ``state_dict`` (strict), in eval mode.
 
     Built on the meta device and given the loaded tensors with ``assign=True``: no random
     initialisation and no copy, which is most of the cold-start time of the big mapping networks.
     ``fast_convs``: run the wide 3x3 convolutions with Winograd F(4x4, 3x3) on CPU (``winograd.py``).
+    ``half``: float16 parameters for the components in ``HALF_COMPONENTS`` (loading is still strict
+    against the float32 checkpoint; the cast comes after). Callers feed inputs of ``param_dtype(net)``.
     """
     with torch.device("meta"):
         net = build(component)
     net.load_state_dict(state_dict, strict=True, assign=True)
+    if half and component in HALF_COMPONENTS:
+        net.half()
     if fast_convs:
         from .winograd import FAST_PARTS, use_winograd
 
         for part in FAST_PARTS.get(component, ()):
             use_winograd(net.get_submodule(part) if part else net)
     return net.eval().requires_grad_(False)
+
+
+def param_dtype(net: nn.Module) -> torch.dtype:
+    """The floating dtype a network's inputs must have (float16 after ``instantiate(half=True)``)."""
+    for p in net.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32

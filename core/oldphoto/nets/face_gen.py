@@ -44,10 +44,11 @@ class SNConv2d(nn.Module):
         self.register_buffer("weight_v", torch.zeros(cin * kernel * kernel))
 
     def effective_weight(self) -> Tensor:
-        # Same operations as torch's SpectralNorm.compute_weight in eval (mv, dot, divide).
-        w = self.weight_orig
-        sigma = torch.dot(self.weight_u, torch.mv(w.reshape(w.shape[0], -1), self.weight_v))
-        return w / sigma
+        # Same operations as torch's SpectralNorm.compute_weight in eval (mv, dot, divide), in float32
+        # also for a float16 network (``half``): sigma sums up to 9216 products.
+        w = self.weight_orig.float()
+        sigma = torch.dot(self.weight_u.float(), torch.mv(w.reshape(w.shape[0], -1), self.weight_v.float()))
+        return (w / sigma).to(self.weight_orig.dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.effective_weight(), self.bias, padding=self.padding)

@@ -45,9 +45,10 @@ class CaseResult:
 class Context:
     """Caches seeded weights and networks across the cases of one run."""
 
-    def __init__(self, golden_dir: Path, index: dict, *, exact_convs: bool = False) -> None:
+    def __init__(self, golden_dir: Path, index: dict, *, exact_convs: bool = False, half: bool = False) -> None:
         self.golden_dir = golden_dir
         self.exact_convs = exact_convs  # False: the networks as Restorer runs them on CPU (Winograd)
+        self.half = half  # True: Restorer(half=True)'s float16 networks (tests/test_half.py)
         self.index = index
         self._states: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
         self._nets: dict[tuple[str, int], torch.nn.Module] = {}
@@ -71,7 +72,9 @@ class Context:
         if key not in self._nets:
             from ..nets import instantiate
 
-            self._nets[key] = instantiate(component, self.state_dict(component, seed), fast_convs=not self.exact_convs)
+            self._nets[key] = instantiate(
+                component, self.state_dict(component, seed), fast_convs=not (self.exact_convs or self.half), half=self.half
+            )
         return self._nets[key]
 
 

@@ -39,7 +39,9 @@ class FaceResult:
 
 def enhance_crop(crop: np.ndarray, generator: torch.nn.Module, device: torch.device | str) -> np.ndarray:
     """SPEC c: one S x S x 3 uint8 crop through the generator -> S x S x 3 uint8 (``save_image`` rounding)."""
-    x = to_generator_input(torch.from_numpy(np.ascontiguousarray(crop))[None]).to(device)
+    from ..nets import param_dtype
+
+    x = to_generator_input(torch.from_numpy(np.ascontiguousarray(crop))[None]).to(device, param_dtype(generator))
     with torch.inference_mode():
         out = generator(x)
     return to_uint8(out.float().cpu())[0].numpy()

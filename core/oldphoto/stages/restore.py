@@ -72,11 +72,14 @@ def run_networks(
     net: Callable[[str], torch.nn.Module],
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    x = x.to(device)
-    m = m.to(device) if m is not None else None
-    z = net("vae_a_quality").encode(x)
-    z = net(MAPPING[mode])(z, m)
-    return net(DECODER[mode]).decode(z)
+    from ..nets import param_dtype
+
+    encoder, mapping, decoder = net("vae_a_quality"), net(MAPPING[mode]), net(DECODER[mode])
+    x = x.to(device, param_dtype(encoder))
+    m = m.to(device) if m is not None else None  # float32 0/1: the attention blocks cast what they need
+    z = encoder.encode(x)
+    z = mapping(z.to(param_dtype(mapping)), m)
+    return decoder.decode(z.to(param_dtype(decoder)))
 
 
 def restore(
