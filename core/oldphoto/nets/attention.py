@@ -72,13 +72,11 @@ class NonLocalBlock2DWithMaskRes(nn.Module):
         """
         b, c, h, w = x.shape
         n = h * w
-        # float32 whatever the network's dtype: a float16 run (``half``) would overflow the logits
-        # and the sums over up to 262k keys; only the 1x1 projections run in the network's dtype
-        g = self.g(x).float().reshape(c, n).t()  # (N, C)
-        theta = self.theta(x).float().reshape(c, n).t()  # (N, C)
-        phi = self.phi(x).float().reshape(c, n)  # (C, N)
-        vk = v.float().reshape(1, n)
-        y = torch.empty(n, c, dtype=torch.float32, device=x.device)
+        g = self.g(x).reshape(c, n).t()  # (N, C)
+        theta = self.theta(x).reshape(c, n).t()  # (N, C)
+        phi = self.phi(x).reshape(c, n)  # (C, N)
+        vk = v.reshape(1, n)
+        y = torch.empty(n, c, dtype=x.dtype, device=x.device)
         step = rows_per_block(n, self.block_bytes)
         for s in range(0, n, step):
             tick(f"attention {100 * s // n}%")
@@ -93,12 +91,12 @@ class NonLocalBlock2DWithMaskRes(nn.Module):
             torch.matmul(f, g, out=out)
             out.div_(scale)
             del f
-        return y.t().reshape(b, c, h, w).to(x.dtype)
+        return y.t().reshape(b, c, h, w)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if x.shape[0] != 1:
             raise ValueError("the non-local block runs on one image at a time")
-        v = valid_keys(mask.float(), x.shape[2:]).to(x.dtype)  # 0/1: exact in any dtype
+        v = valid_keys(mask, x.shape[2:])
         wy = self.res_block(self.W(self.attend(x, v)))
         return v * x + (1 - v) * wy
 
@@ -135,9 +133,8 @@ class PatchAttention(nn.Module):
             )
         x_unf = F.unfold(x, kernel_size=p, stride=p)[0]  # (C*p*p, L)
         keys = x_unf[:, k_idx]  # (D, Lk)
-        # similarities in float32 whatever the network's dtype (``half``): the argmax picks the patch
-        keys_n = F.normalize(keys.float(), dim=0)
-        queries_n = F.normalize(x_unf[:, q_idx].t().float(), dim=1)  # (Lq, D)
+        keys_n = F.normalize(keys, dim=0)
+        queries_n = F.normalize(x_unf[:, q_idx].t(), dim=1)  # (Lq, D)
         best = torch.empty(q_idx.numel(), dtype=torch.long, device=x.device)
         step = rows_per_block(k_idx.numel(), self.block_bytes)
         for s in range(0, q_idx.numel(), step):
@@ -154,6 +151,6 @@ class PatchAttention(nn.Module):
         if z.shape[0] != 1:
             raise ValueError("patch attention runs on one image at a time")
         x = self.res_block(z)
-        m = hole_mask_bilinear(mask.float(), x.shape[2:]).to(x.dtype)  # 0/1: exact in any dtype
+        m = hole_mask_bilinear(mask, x.shape[2:])
         composed = self.compose(x, m)
         return self.F_Combine(torch.cat([z, composed, m], 1))
