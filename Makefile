@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.oldphoto-installed
 
-.PHONY: test demo install lint clean system-deps
+.PHONY: test demo install lint clean system-deps space
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP) system-deps
 
 demo: $(STAMP)
 	$(PY) -m oldphoto.cli demo
+
+# The folder to upload as a Hugging Face Space (hf_space/ plus copies of the two packages it runs).
+space:
+	$(PYTHON) hf_space/bundle.py build/space
 
 lint: $(STAMP)
 	$(PY) -m ruff check core tests gimp_plugin gradio_app hf_space benchmarks

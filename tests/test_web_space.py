@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import re
 import runpy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -58,12 +59,59 @@ def test_sdk_version_is_a_gradio_the_package_accepts():
     assert version in SpecifierSet(str(spec)), f"sdk_version {version} outside the app extra's gradio{spec}"
 
 
-def test_requirements_install_this_version_of_the_package():
-    import oldphoto
+def requirement_lines() -> list[str]:
+    return [ln.strip() for ln in (SPACE / "requirements.txt").read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
 
-    lines = [ln.strip() for ln in (SPACE / "requirements.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
-    assert lines == [f"oldphoto[app]=={oldphoto.__version__}"]
+
+def test_requirements_are_the_packages_dependencies():
+    """oldphoto is not on PyPI: the Space installs its dependencies, and the bundle brings the code."""
+    from packaging.requirements import Requirement
+
+    declared = {str(Requirement(r)) for r in importlib.metadata.requires("oldphoto") or [] if "extra ==" not in r}
+    listed = {str(Requirement(r)) for r in requirement_lines()}
+    assert listed == declared
+    assert not any(Requirement(r).name in ("oldphoto", "gradio") for r in requirement_lines())
+
+
+def test_bundle_is_a_space_that_runs_its_own_copy_of_the_packages(tmp_path):
+    """The uploaded folder must work without oldphoto installed: the app imports the bundled copies
+    (with their package data) and builds the demo."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "space"
+    ns = runpy.run_path(str(SPACE / "bundle.py"), run_name="bundle")
+    assert ns["main"]([str(out)]) == 0
+    top = {p.name for p in out.iterdir()}
+    assert top == {"README.md", "app.py", "requirements.txt", "oldphoto", "oldphoto_gradio"}
+    assert not list(out.rglob("__pycache__"))
+    weights = out / "oldphoto" / "weights.json"
+    assert weights.is_file() and not weights.is_symlink()
+    assert json.loads(weights.read_text()) == json.loads((REPO / "weights.json").read_text())
+    assert list((out / "oldphoto" / "manifests").glob("*.json"))
+    assert list((out / "oldphoto_gradio" / "examples").glob("*.png"))
+    # What the Space does: `python app.py` puts the app's folder first on sys.path.
+    probe = (
+        "import runpy, sys; sys.path.insert(0, '.');"
+        "ns = runpy.run_path('app.py', run_name='space_app');"
+        "import oldphoto, oldphoto_gradio, gradio as gr;"
+        "assert isinstance(ns['demo'], gr.Blocks);"
+        "from oldphoto import weights;"
+        "print(oldphoto.__file__); print(oldphoto_gradio.__file__); print(weights.__file__)"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], cwd=out, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    files = [Path(line).resolve() for line in r.stdout.split()]
+    assert len(files) == 3 and all(out.resolve() in f.parents for f in files), r.stdout
+    # A second build replaces the first; a folder that is not a build is left alone.
+    assert ns["main"]([str(out)]) == 0
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    with pytest.raises(SystemExit):
+        ns["build"](other)
+    assert (other / "keep.txt").read_text() == "x"
 
 
 def test_weights_are_listed_and_preloaded_as_weights_json_pins_them():
