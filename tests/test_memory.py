@@ -236,3 +236,51 @@ def test_restorer_ends_every_job_with_job_done(tmp_path, monkeypatch):
     with pytest.raises(InputError):
         r.restore(b"not an image", faces=False)
     assert len(calls) == 2
+
+
+JOB_CHILD = r"""
+import resource, sys
+from oldphoto import memory
+def faults_per_cycle():
+    b = bytearray(64 * 2**20)
+    del b
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(4):
+        b = bytearray(64 * 2**20)
+        del b
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 4
+untuned = memory.job_started(4096, 4096, "scratch")
+memory.keep_freed_memory_for_reuse()
+out = [untuned]
+for w, h, mode in ((512, 512, "scratch"), (2048, 2048, "scratch"), (2048, 2048, "quality"), (2048, 2048, "hr")):
+    out += [memory.job_started(w, h, mode), faults_per_cycle()]
+print(*out)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_big_attention_jobs_map_their_blocks_again():
+    """Scratch/HR photos above KEEP_MAX_PIXELS_WITH_ATTENTION give freed blocks back at once (their
+    kept heap would grow far above the live set); quality photos of any size and small scratch
+    photos keep them for reuse."""
+    out = subprocess.run([sys.executable, "-c", JOB_CHILD], capture_output=True, text=True, check=True).stdout.split()
+    untuned, small_keep, small_faults, big_keep, big_faults, q_keep, q_faults, hr_keep, hr_faults = out
+    assert untuned == "False"  # nothing tuned: the library never changes malloc on its own
+    assert (small_keep, big_keep, q_keep, hr_keep) == ("True", "False", "True", "False")
+    pages = 64 * 2**20 // 4096
+    assert int(small_faults) < pages // 10 and int(q_faults) < pages // 10
+    assert int(big_faults) > pages * 0.9 and int(hr_faults) > pages * 0.9
+
+
+def test_restorer_tells_the_allocator_about_each_photo(tmp_path, monkeypatch):
+    """restore() passes the photo's size and mode to memory.job_started before any work."""
+    from oldphoto.seeded import write_seeded_weights
+
+    seen = []
+    monkeypatch.setattr(memory, "job_started", lambda w, h, mode: seen.append((w, h, mode)))
+    write_seeded_weights(tmp_path, ["detection_unet"])
+    r = Restorer(device="cpu", weights_dir=tmp_path)
+    with pytest.raises(InputError):  # the guard runs first: no network is needed to see the call
+        r.restore(np.zeros((48, 64, 3), np.uint8), mask=np.zeros((10, 10), bool), faces=False)
+    r.detect_scratches(Image.new("RGB", (40, 32), "gray"))
+    assert seen == [(64, 48, "scratch"), (40, 32, "quality")]

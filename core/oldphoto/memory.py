@@ -171,6 +171,14 @@ def check_fits(
 
 _libc = None  # set once keep_freed_memory_for_reuse() has tuned malloc
 _trim_after_jobs = False
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+KEEP_MMAP_THRESHOLD = 1 << 30  # blocks below this stay in the heap when freed (every layer output here)
+MAP_MMAP_THRESHOLD = 32 * MiB  # glibc's own ceiling for its dynamic threshold on 64-bit
+# Scratch/HR photos above this many processed pixels (~1450x1450) allocate big blocks with mmap again.
+# Their time is the attention's arithmetic (2048x2048 scratch: 1622 of 1643 s in the mapping network),
+# so keeping freed memory saves nothing there, while its heap grew to 7.9 GB against the live set's
+# ~4.3 GB (benchmarks/bench_pipeline.py --sizes 2048 --modes scratch).
+KEEP_MAX_PIXELS_WITH_ATTENTION = 2**21
 
 
 def keep_freed_memory_for_reuse(*, trim_after_jobs: bool = False) -> bool:
@@ -181,7 +189,9 @@ def keep_freed_memory_for_reuse(*, trim_after_jobs: bool = False) -> bool:
     restoration, a third of its time (measured: 6.1-7.1 s -> 4.2-4.5 s). Keeping freed memory in the
     heap lets the next layer reuse it; one arena makes that hold for work done in worker threads too
     (Gradio's handlers, the GIMP worker), whose own arenas would still ``mmap`` every big block.
-    Peak RSS is unchanged (the peak is the live set). A long-lived process passes
+    The price is a peak above the live set (blocks of varying sizes leave holes): +14-28 % measured
+    up to 2048x2048 in quality mode and 1024x1024 in scratch mode, inside the estimate above; bigger
+    scratch/HR photos go back to ``mmap`` per job (:func:`job_started`). A long-lived process passes
     ``trim_after_jobs=True`` so that :func:`job_done` (called by the Restorer after each photo) gives
     the freed memory back between jobs (~50 ms); the one-shot CLI keeps it.
     Process-wide, so only oldphoto's own entry points call this, never the library on import.
@@ -196,11 +206,10 @@ def keep_freed_memory_for_reuse(*, trim_after_jobs: bool = False) -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
         ok = (
-            bool(libc.mallopt(m_mmap_threshold, 1 << 30))
-            and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
-            and bool(libc.mallopt(m_arena_max, 1))
+            bool(libc.mallopt(_M_MMAP_THRESHOLD, KEEP_MMAP_THRESHOLD))
+            and bool(libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))
+            and bool(libc.mallopt(_M_ARENA_MAX, 1))
         )
         libc.malloc_trim  # noqa: B018 - glibc has it; a libc without it is not tuned at all
     except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
@@ -208,6 +217,22 @@ def keep_freed_memory_for_reuse(*, trim_after_jobs: bool = False) -> bool:
     if ok:
         _libc, _trim_after_jobs = libc, trim_after_jobs
     return ok
+
+
+def job_started(width: int, height: int, mode: Mode) -> bool:
+    """Start of one photo: whether its big blocks are kept for reuse (see the constants above).
+
+    Without :func:`keep_freed_memory_for_reuse` nothing is tuned and this returns False. Switching
+    to ``mmap`` first gives back what earlier photos left in the heap.
+    """
+    if _libc is None:
+        return False
+    w, h = processing_size(width, height, mode)
+    keep = mode == "quality" or w * h <= KEEP_MAX_PIXELS_WITH_ATTENTION
+    if not keep:
+        _libc.malloc_trim(0)
+    _libc.mallopt(_M_MMAP_THRESHOLD, KEEP_MMAP_THRESHOLD if keep else MAP_MMAP_THRESHOLD)
+    return keep
 
 
 def job_done() -> None:

@@ -144,10 +144,13 @@ class Restorer:
 
         Raises :class:`InputError` naming the largest size that would fit, instead of letting the
         run swap or be killed minutes later. GPU memory is not estimated (CUDA reports its own OOM).
+        Also tells the allocator how this photo's blocks are best handled (memory.job_started).
         """
+        from . import memory
+
+        memory.job_started(size[0], size[1], mode)  # type: ignore[arg-type]
         if self.device.type != "cpu":
             return
-        from . import memory
 
         with self._lock:
             loaded = tuple(self._nets)
