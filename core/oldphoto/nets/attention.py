@@ -78,9 +78,13 @@ class NonLocalBlock2DWithMaskRes(nn.Module):
         vk = v.reshape(1, n)
         y = torch.empty(n, c, dtype=x.dtype, device=x.device)
         step = rows_per_block(n, self.block_bytes)
+        # One logits buffer for all blocks: a fresh (rows x N) tensor per block is a fresh mmap of
+        # zero-filled pages whenever the allocator does not keep freed memory (2048x2048: 2048
+        # blocks of 128 MB).
+        buf = torch.empty(min(step, n), n, dtype=x.dtype, device=x.device)
         for s in range(0, n, step):
             tick(f"attention {100 * s // n}%")
-            f = torch.matmul(theta[s : s + step], phi)
+            f = torch.matmul(theta[s : s + step], phi, out=buf[: min(step, n - s)])
             f.sub_(f.amax(dim=1, keepdim=True))
             F.threshold(f, -80.0, float("-inf"), inplace=True)
             f.exp_()
@@ -90,7 +94,6 @@ class NonLocalBlock2DWithMaskRes(nn.Module):
             out = y[s : s + step]
             torch.matmul(f, g, out=out)
             out.div_(scale)
-            del f
         return y.t().reshape(b, c, h, w)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
