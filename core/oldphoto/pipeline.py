@@ -113,7 +113,7 @@ class Restorer:
             if net is None:
                 from .nets import instantiate
 
-                fast = self.device.type == "cpu" and not self.exact_convs and not self.half
+                fast = self.device.type == "cpu" and not self.exact_convs  # half runs on CUDA only
                 net = instantiate(component, self._loader(component), fast_convs=fast, half=self.half).to(self.device)
                 # progress + cancel between layers (oldphoto.progress)
                 self._layer_counts[component] = add_layer_ticks(net)
