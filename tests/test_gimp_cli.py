@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from oldphoto import bridge, gimp_cli
+from oldphoto import bridge
+from oldphoto.cli import gimp as gimp_cli
 from oldphoto.cli import main
 
 

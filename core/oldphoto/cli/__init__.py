@@ -11,19 +11,19 @@ from collections.abc import Sequence
 # registers its parser and sets ``func`` (taking the parsed args, returning an exit status).
 PLUGINS = {
     "weights": "oldphoto.weights_cli",
-    "gimp": "oldphoto.gimp_cli",
+    "gimp": "oldphoto.cli.gimp",
     "worker": "oldphoto.bridge",
     "demo": "oldphoto_gradio.cli",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(prog="oldphoto", description="Restore damaged old photos.")
     parser.add_argument("--version", action="version", version=f"oldphoto {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from .restore_cli import add_parser as add_restore
+    from .restore import add_parser as add_restore
 
     add_restore(sub)
     for name, module in PLUGINS.items():
@@ -50,7 +50,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import bridge
+from .. import bridge
 
 PLUGIN_NAME = "restore_old_photo"
 FILES = {

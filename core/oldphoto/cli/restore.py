@@ -100,9 +100,9 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .errors import OldPhotoError
-    from .memory import keep_freed_memory_for_reuse
-    from .pipeline import Restorer
+    from ..errors import OldPhotoError
+    from ..memory import keep_freed_memory_for_reuse
+    from ..pipeline import Restorer
 
     keep_freed_memory_for_reuse()  # a short-lived process: reuse freed layer outputs, fewer page faults
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             res.image.save(tmp, format="PNG")
             tmp.replace(out)
             if args.save_mask and res.mask is not None:
-                from .stages.detect import mask_to_png
+                from ..stages.detect import mask_to_png
 
                 mask_to_png(res.mask).save(args.output / f"{Path(name).stem}_mask.png")
         except OldPhotoError as exc:
