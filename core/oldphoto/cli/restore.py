@@ -22,13 +22,21 @@ def add_parser(sub) -> None:
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders of images")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder (created)")
+    add_restore_options(p)
+    p.add_argument("--mask", type=Path, help="scratch mask (white = damage) used instead of detection; one input only")
+    p.add_argument("--save-mask", action="store_true", help="also write the scratch mask used (<name>_mask.png)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def add_restore_options(p: argparse.ArgumentParser) -> None:
+    """The options of a restoration, shared by every command that restores photos (restore, batch)."""
     p.add_argument(
         "--scratches",
         choices=["none", "auto"],
         default="none",
         help="none: unstructured degradation only (default); auto: detect and repair scratches",
     )
-    p.add_argument("--mask", type=Path, help="scratch mask (white = damage) used instead of detection; one input only")
     p.add_argument("--hr", action="store_true", help="high-resolution scratch model and 512 px faces")
     p.add_argument("--faces", dest="faces", action="store_true", default=True, help="enhance faces (default)")
     p.add_argument("--no-faces", dest="faces", action="store_false", help="skip face enhancement")
@@ -43,9 +51,18 @@ def add_parser(sub) -> None:
         help="float16 for the face generators, the quality mapping and the decoders (meant for CUDA: less memory; "
              "outputs move by a few levels in quality mode; slower on the CPU)",
     )
-    p.add_argument("--save-mask", action="store_true", help="also write the scratch mask used (<name>_mask.png)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=run)
+
+
+def restorer_from_args(args: argparse.Namespace):
+    """The :class:`~oldphoto.pipeline.Restorer` that the options of :func:`add_restore_options` ask for."""
+    from ..pipeline import Restorer
+
+    return Restorer(device=args.device, weights_dir=args.weights_dir, exact_convs=args.exact_convs, half=args.half)
+
+
+def restore_options(args: argparse.Namespace) -> dict:
+    """The ``Restorer.restore`` keyword arguments that the options of :func:`add_restore_options` ask for."""
+    return {"scratches": args.scratches, "hr": args.hr, "faces": args.faces}
 
 
 def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[str]]:
@@ -102,7 +119,6 @@ class _Bar:
 def run(args: argparse.Namespace) -> int:
     from ..errors import OldPhotoError
     from ..memory import keep_freed_memory_for_reuse
-    from ..pipeline import Restorer
 
     keep_freed_memory_for_reuse()  # a short-lived process: reuse freed layer outputs, fewer page faults
 
@@ -116,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         args.output.mkdir(parents=True, exist_ok=True)
-        restorer = Restorer(device=args.device, weights_dir=args.weights_dir, exact_convs=args.exact_convs, half=args.half)
+        restorer = restorer_from_args(args)
     except (OldPhotoError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -126,14 +142,7 @@ def run(args: argparse.Namespace) -> int:
         bar = _Bar(f"[{i}/{len(files)}] {path.name}", not args.quiet)
         t0 = time.perf_counter()
         try:
-            res = restorer.restore(
-                path,
-                scratches=args.scratches,
-                mask=args.mask,
-                hr=args.hr,
-                faces=args.faces,
-                progress=bar,
-            )
+            res = restorer.restore(path, mask=args.mask, progress=bar, **restore_options(args))
             name = output_name(path, taken)
             out = args.output / name
             tmp = out.with_name(f".{name}.part")
