@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
+from .stages.resize import NEAREST, resize
 
 # Pillow's own decompression-bomb guard is ~179 MP; we refuse earlier with our own message so that a
 # user learns the limit and what to do, and so that the memory estimate of the pipeline holds.
@@ -157,4 +158,4 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of a bool mask to ``size`` = (W, H): damage stays binary."""
     if mask.shape == (size[1], size[0]):
         return mask
-    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 127
+    return np.asarray(resize(Image.fromarray(mask.astype(np.uint8) * 255), size, NEAREST)) > 127

@@ -23,6 +23,7 @@ from . import imageio
 from .device import resolve_device
 from .errors import Cancelled, InputError
 from .progress import add_layer_ticks, ticking
+from .stages.resize import LANCZOS, check_processable, resize
 from .weights import load_state_dict
 
 ProgressFn = Callable[[float, str], None]
@@ -179,6 +180,7 @@ class Restorer:
         from .stages import detect
 
         photo = imageio.load_rgb(image)
+        check_processable(photo.size, "scratch", _photo_name(image))
         self._check_memory(photo.size, "quality", faces=False, hr=False)
         if progress is not None:
             progress(0.0, "Detecting scratches")
@@ -249,6 +251,7 @@ class Restorer:
 
         photo = imageio.load_rgb(image)
         orig_size = photo.size
+        check_processable(orig_size, mode, _photo_name(image))
         self._check_memory(orig_size, mode, faces=faces, hr=hr)
         report(plan[0], 0.0, "Preparing")
 
@@ -306,7 +309,7 @@ class Restorer:
                 done += weights["faces"]
 
         if final.size != orig_size:
-            final = final.resize(orig_size, Image.LANCZOS)
+            final = resize(final, orig_size, LANCZOS)
         if progress is not None:
             progress(1.0, "Done")
         return RestoreResult(
@@ -319,6 +322,10 @@ class Restorer:
             timings=timings,
             notes=notes,
         )
+
+
+def _photo_name(image: object) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else "The photo"
 
 
 def restore_mode(use_mask: bool, hr: bool) -> Literal["quality", "scratch", "hr"]:

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from oldphoto.stages.resize import BILINEAR, NEAREST, resize
+
 # Alpha (0-255) from which a painted pixel counts as damage. Half-covered anti-aliased stroke edges
 # count, faint halos do not; a semi-transparent brush colour (alpha 0.8 = 204) still counts.
 PAINT_THRESHOLD = 128
@@ -92,7 +94,7 @@ def layers_to_mask(layers: Sequence[Any], size: tuple[int, int]) -> np.ndarray |
             out |= cov >= PAINT_THRESHOLD
             continue
         box = photo_box((cw, ch), (w, h))
-        img = Image.fromarray(cov, "L").resize((w, h), Image.BILINEAR, box=box)
+        img = resize(Image.fromarray(cov, "L"), (w, h), BILINEAR, box=box)
         out |= np.asarray(img) >= PAINT_THRESHOLD
     return out if painted else None
 
@@ -115,7 +117,7 @@ def mask_to_layer(
     cw, ch = canvas
     m = Image.fromarray(mask.astype(np.uint8) * 255, "L")
     if m.size != (cw, ch):
-        m = m.resize((cw, ch), Image.NEAREST)
+        m = resize(m, (cw, ch), NEAREST)
     alpha = np.asarray(m)
     layer = np.zeros((ch, cw, 4), dtype=np.uint8)
     layer[..., :3] = color

@@ -23,6 +23,7 @@ from PIL import Image
 
 from oldphoto import imageio
 from oldphoto.errors import InputError, OldPhotoError, WeightsError
+from oldphoto.stages.resize import LANCZOS, resize
 
 from .masks import editor_to_mask, mask_preview
 
@@ -77,7 +78,7 @@ def prepare_photo(src: str | Path | Image.Image | None, *, max_side: int = DEFAU
     if max_side and max(size) > max_side:
         scale = max_side / max(size)
         new = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-        photo = photo.resize(new, Image.LANCZOS)
+        photo = resize(photo, new, LANCZOS)
         notices.append(
             f"Your photo is {size[0]}×{size[1]} px; this demo restores photos up to {max_side} px on the "
             f"long side, so it was downscaled to {new[0]}×{new[1]} px. For full resolution, run "
@@ -92,7 +93,7 @@ def editor_preview(photo: Image.Image, max_side: int = EDITOR_MAX_SIDE) -> Image
         return photo
     scale = max_side / max(photo.size)
     size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
-    return photo.resize(size, Image.LANCZOS)
+    return resize(photo, size, LANCZOS)
 
 
 @dataclass
