@@ -4,7 +4,8 @@ would and writes what it saw to ``$OLDPHOTO_T/out/`` (``report.json`` plus raw p
 host test, which has numpy and torch, can check the pixels against ``Restorer.restore``.
 
 ``OLDPHOTO_CASES=main``: four images (8-bit with an offset layer on a larger canvas, 16-bit linear
-with a selection as damage mask, 32-bit float, grayscale), then a run with the last values.
+with a selection as damage mask, 32-bit float, grayscale), a 3x500 layer that is too small, then a
+run with the last values.
 ``OLDPHOTO_CASES=fail``: one run that must fail (the worker cannot be found).
 ``OLDPHOTO_CASES=ui``: one INTERACTIVE run (GUI GIMP on Xvfb, gimp_ui.sh presses OK in the dialog).
 Only GIMP's Python (stdlib + gi) is available here.
@@ -135,6 +136,12 @@ if mode == "main":
     imgg.convert_grayscale()
     run_case("gray", imgg, imgg.get_layers()[0], scratches="none", faces=False, hr=False)
     report["cases"]["gray"]["base_type"] = imgg.get_base_type().value_nick
+
+    # a layer too small to restore: the plug-in must pass on oldphoto's message and add nothing
+    timg = Gimp.Image.new(3, 500, Gimp.ImageBaseType.RGB)
+    tlayer = Gimp.Layer.new(timg, "tiny", 3, 500, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    timg.insert_layer(tlayer, None, 0)
+    run_case("tiny", timg, tlayer, scratches="none", faces=False, hr=False)
 
     # Last values: GIMP saves them only after an interactive run (the dialog's OK), which needs a
     # display. Save a config the way that OK does, then run WITH_LAST_VALS: the plug-in must get

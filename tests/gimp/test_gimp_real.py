@@ -219,6 +219,14 @@ def test_grayscale_image(gimp_run):
     assert np.array_equal(got[..., 3], sent[..., 3])
 
 
+def test_tiny_layer_gets_the_minimum_size_message(gimp_run):
+    case = gimp_run["report"]["cases"]["tiny"]
+    assert case["status"] != "success", case
+    assert case["layers_added"] == 0 and case["original_unchanged"], case
+    msg = case["message"] or ""
+    assert "3x500 px, too small" in msg and "at least 6 px" in msg and "Traceback" not in msg, msg
+
+
 def test_selection_became_the_mask(gimp_run):
     """The mask run must differ from the maskless one (else the selection was not used)."""
     want = gimp_run["want"]
