@@ -121,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     from ..memory import keep_freed_memory_for_reuse
 
     keep_freed_memory_for_reuse()  # a short-lived process: reuse freed layer outputs, fewer page faults
+    if args.quiet:  # the download bars (Hub files and archive reads) are huggingface_hub's tqdm bars
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
 
     files, errors = collect_inputs(args.inputs)
     for e in errors:
