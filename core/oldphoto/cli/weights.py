@@ -79,7 +79,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    """Our own lines only (the libraries' per-request INFO lines are not for users)."""
+    log = logging.getLogger("oldphoto")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 def _run(action) -> int:

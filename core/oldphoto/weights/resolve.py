@@ -226,19 +226,26 @@ def _convert_from_mirror(
     spec: ComponentSpec, reg: Registry, *, cache: Path, endpoint: str | None, token: str | bool | None
 ) -> Path | str:
     """The pinned pickle from the mirror, converted into :func:`converted_dir`; or why not (a str)."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     from .convert import convert_file
 
+    local_missing, remote_missing = _hub_errors()
+    try:  # ask first, so that the one line below is only printed for a file that is there
+        url = hf_hub_url(reg.mirror_repo_id, spec.upstream.path, revision=reg.mirror_revision, endpoint=endpoint)
+        meta = get_hf_file_metadata(url, token=token, timeout=10)
+    except remote_missing as exc:
+        return f"the mirror {reg.mirror_repo_id}@{reg.mirror_revision[:12]} does not have it ({type(exc).__name__})"
+    except Exception as exc:
+        return f"the mirror is unreachable ({type(exc).__name__})"
     log.warning(
         "%s: not on the Hub yet; downloading the official checkpoint from the mirror %s@%s and converting it "
         "locally (%s)",
         spec.name,
         reg.mirror_repo_id,
         reg.mirror_revision[:12],
-        _mb(spec.size),
+        _mb(meta.size),
     )
-    local_missing, remote_missing = _hub_errors()
     try:
         pickle_path = Path(
             hf_hub_download(
@@ -251,11 +258,8 @@ def _convert_from_mirror(
                 tqdm_class=DownloadBar,
             )
         )
-    except remote_missing as exc:
-        return f"the mirror {reg.mirror_repo_id}@{reg.mirror_revision[:12]} does not have it ({type(exc).__name__})"
-    except local_missing as exc:
-        cause = exc.__cause__ or exc
-        return f"the mirror is unreachable ({type(cause).__name__})"
+    except (local_missing, *remote_missing) as exc:
+        raise _download_error(f"{spec.upstream.path} for '{spec.name}' from {reg.mirror_repo_id}", exc) from None
     except Exception as exc:
         raise _download_error(f"{spec.upstream.path} for '{spec.name}'", exc) from None
     try:
