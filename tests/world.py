@@ -10,7 +10,8 @@ The checkpoints are real ``torch.save`` files with the official names, shapes an
 one constant per tensor (``1/fan_in`` for weights, so activations neither vanish nor explode):
 they deflate ~1000:1, so the archives are a few MB while every converted file has its real size
 (1.6 GB in all) and goes through the real conversion, checks and networks. RetinaFace's class
-head answers "background" (as in :mod:`oldphoto.seeded`), so a run finds no face and stays short.
+head answers "background" (as in :mod:`oldphoto.seeded`), so a run finds no face and stays short;
+the detection U-Net's last layer answers "no scratch" (HR mode needs intact regions).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def compact_state_dict(component: str) -> dict[str, torch.Tensor]:
         else:
             value = 0.0
         out[name] = torch.full(shape, value, dtype=getattr(torch, dtype))
+    if component == "detection_unet":  # sees no scratch (HR refuses a photo that is all scratch)
+        out["last.1.weight"] = torch.zeros_like(out["last.1.weight"])
+        out["last.1.bias"] = torch.full_like(out["last.1.bias"], -10.0)
     if component == "retinaface_resnet50":
         for k in out:
             if k.startswith("ClassHead.") and k.endswith(".weight"):

@@ -157,6 +157,8 @@ class HttpRangeFile(io.RawIOBase):
                 end = self.extent[1]
             else:
                 end = min(self.size, pos + max(n, MIN_FETCH))
+            if pos < self._buf_start < end:  # the rest is in the tail read first: do not fetch it twice
+                end = self._buf_start
             self._stream = self._request(pos, end)
             self._chunks = self._stream.iter_raw(CHUNK)
             self._stream_pos, self._stream_end = pos, end
