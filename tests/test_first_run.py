@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import zipfile
 from pathlib import Path
 
@@ -234,3 +235,36 @@ def test_gimp_install_and_the_workers_first_job(venv, hub, world_files, photo, t
     finally:
         client.close()
     assert out2 == out and len(hub.requests) == n
+
+
+def test_web_apps_first_restore(hub, tmp_path, monkeypatch):
+    """The demo's first restore through gradio_client: the downloads show as a stage of its progress."""
+    gradio_client = pytest.importorskip("gradio_client")
+    from .web_helpers import serve, small_photo
+
+    env = user_env(hub, tmp_path / "hf")
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for k in ("HF_HOME", "HF_ENDPOINT", "OLDPHOTO_WEIGHTS_JSON"):
+        monkeypatch.setenv(k, env[k])
+    photo = small_photo(tmp_path / "p.png", (96, 64))
+    seen: set[str] = set()
+    with serve(None) as url:
+        client = gradio_client.Client(url, verbose=False)
+        # faces off keeps this to the three global files (the CLI tests above cover faces)
+        job = client.submit(photo=gradio_client.handle_file(str(photo)), scratches="none", faces=False, hr=False,
+                            api_name="/restore")
+        while not job.done():
+            st = job.status()
+            seen.update(p.desc or "" for p in (st.progress_data or []))
+            time.sleep(0.02)
+        first = job.result()
+    assert "Restored 96×64 px" in first[2]
+    assert any(d.startswith("Downloading weights (first run): ") and d.endswith(" MB") for d in seen), seen
+    n = len(hub.requests)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with serve(None) as url:  # a new app, a new Restorer: only the disk cache can serve it
+        again = gradio_client.Client(url, verbose=False).predict(
+            photo=gradio_client.handle_file(str(photo)), scratches="none", faces=False, hr=False, api_name="/restore")
+    assert len(hub.requests) == n
+    assert np.array_equal(np.asarray(Image.open(first[1])), np.asarray(Image.open(again[1])))
