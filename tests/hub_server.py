@@ -189,6 +189,12 @@ class FakeHub:
         return [p for m, p in self.requests if m == method]
 
 
+def _read_range(path: Path, start: int, end: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read(end - start)
+
+
 class _Handler(BaseHTTPRequestHandler):
     hub: FakeHub
     protocol_version = "HTTP/1.1"
@@ -275,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(302, b"", {"Location": self.hub.releases[unquote(path)]}, "text/html")
         if self.command in ("HEAD", "GET") and unquote(path) in self.hub.cdn:
             archive, ranges = self.hub.cdn[unquote(path)]
-            return self._serve_bytes(archive.read_bytes(), {}, failure, ranges=ranges)
+            return self._serve_bytes(archive, {}, failure, ranges=ranges)
         if self.command == "GET" and len(parts) == 2 and parts[0] == "static":
             return self._static(parts[1], failure)
         if self.command == "POST" and parts[:3] == ["api", "repos", "create"]:
@@ -302,8 +308,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(404, "NotFound", f"no route for {self.command} {path}")
 
     # -- downloads
-    def _serve_bytes(self, data: bytes, headers: dict[str, str], failure: str | None, *, ranges: bool = True) -> None:
-        total = len(data)
+    def _serve_bytes(
+        self, data: bytes | Path, headers: dict[str, str], failure: str | None, *, ranges: bool = True
+    ) -> None:
+        """Send ``data`` (a file is streamed from disk, not read into memory), honouring ``Range``."""
+        total = data.stat().st_size if isinstance(data, Path) else len(data)
         start, end = 0, total
         status = 200
         rng = self.headers.get("Range")
@@ -315,31 +324,43 @@ class _Handler(BaseHTTPRequestHandler):
                 start = max(0, total - int(last))
             status = 206
             headers = {**headers, "Content-Range": f"bytes {start}-{end - 1}/{total}"}
-        body = data[start:end]
-        if failure == "corrupt":
-            body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
-        if failure == "short":
-            body = body[: len(body) // 2]
+        body: bytes | None = None
+        if isinstance(data, bytes) or failure in ("corrupt", "short", "truncate", "stall"):
+            body = data[start:end] if isinstance(data, bytes) else _read_range(data, start, end)
+            if failure == "corrupt":
+                body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
+            if failure == "short":
+                body = body[: len(body) // 2]
+        length = len(body) if body is not None else end - start
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         if ranges:
             self.send_header("Accept-Ranges", "bytes")
         for k, v in headers.items():
             self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
         if self.command == "HEAD":
             return
         path = urlsplit(self.path).path
         if failure in ("truncate", "stall"):
+            assert body is not None
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.hub.served.append((path, start, start + len(body) // 2))
             if failure == "stall":  # a link that hangs: the client is interrupted meanwhile
                 self.hub.stop.wait(60)
             return self._reset()
-        self.wfile.write(body)
-        self.hub.served.append((path, start, start + len(body)))
+        if body is not None:
+            self.wfile.write(body)
+        else:
+            with open(data, "rb") as f:  # type: ignore[arg-type]
+                f.seek(start)
+                left = end - start
+                while left > 0 and (block := f.read(min(left, 1 << 20))):
+                    self.wfile.write(block)
+                    left -= len(block)
+        self.hub.served.append((path, start, start + length))
 
     def _resolve(self, repo_id: str, revision: str, filename: str, failure: str | None) -> None:
         repo = self.hub.repos.get(repo_id)
@@ -354,12 +375,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(
                 404, "EntryNotFound", f"{filename} does not exist on {revision}", {"X-Repo-Commit": commit}
             )
-        data = (self.hub.blobs / oid).read_bytes()
+        data = self.hub.blobs / oid
+        size = data.stat().st_size
         headers = {
             "X-Repo-Commit": commit,
             "ETag": f'"{oid}"',
             "X-Linked-Etag": f'"{oid}"',
-            "X-Linked-Size": str(len(data)),
+            "X-Linked-Size": str(size),
         }
         self._serve_bytes(data, headers, failure if self.command == "GET" else None)
 
@@ -367,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.hub.static.get(name)
         if path is None:
             return self._error(404, "NotFound", f"{name} not found")
-        self._serve_bytes(path.read_bytes(), {}, failure)
+        self._serve_bytes(path, {}, failure)
 
     # -- uploads (HfApi, LFS basic transfer)
     def _create_repo(self) -> None:

@@ -59,25 +59,32 @@ def compact_state_dict(component: str) -> dict[str, torch.Tensor]:
     return out
 
 
+def checkpoint_bytes(component: str) -> bytes:
+    """The component's pickle as the official code saved it (detection: in a ``model_state`` container)."""
+    state = compact_state_dict(component)
+    obj = {"model_state": state, "epoch": 10} if component == "detection_unet" else state
+    buf = io.BytesIO()  # torch.save into memory, then one write: 3x faster than to a file here
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
 def build_checkpoints(root: Path) -> dict[str, Path]:
-    """One official-style pickle per component, at its path in the official layout."""
-    reg = registry()
+    """The mirror's seven pickles as files, at their paths in the official layout."""
     paths = {}
-    for name, spec in reg.components.items():
+    for name, spec in registry().components.items():
+        if not spec.upstream.in_mirror:
+            continue
         path = root / spec.upstream.path
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
-            state = compact_state_dict(name)
-            obj = {"model_state": state, "epoch": 10} if name == "detection_unet" else state
-            buf = io.BytesIO()  # torch.save into memory, then one write: 3x faster than to a file
-            torch.save(obj, buf)
-            path.write_bytes(buf.getbuffer())
+            path.write_bytes(checkpoint_bytes(name))
         paths[name] = path
     return paths
 
 
 def build_archives(root: Path, pickles: dict[str, Path]) -> dict[str, Path]:
-    """The three release zips, deflated like the official ones, holding the inference members."""
+    """The three release zips, deflated like the official ones, holding the inference members
+    (the mirror's files, and the three pickles only the archives have, made in memory)."""
     reg = registry()
     out = {}
     for arch in reg.archives:
@@ -94,7 +101,10 @@ def build_archives(root: Path, pickles: dict[str, Path]) -> dict[str, Path]:
                 member = spec.upstream.member or Path(spec.upstream.path).name
                 if arch == FACE_ZIP:
                     member = FACE_TOP + member
-                zf.write(pickles[name], member)
+                if name in pickles:
+                    zf.write(pickles[name], member)
+                else:
+                    zf.writestr(member, checkpoint_bytes(name))
         tmp.replace(path)
     return out
 

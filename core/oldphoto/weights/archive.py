@@ -3,10 +3,11 @@
 ``global_checkpoints.zip`` holds every global checkpoint (about a gigabyte); a run that needs one
 of them should not pay for all of them. A zip's central directory sits at its end, so the stdlib's
 ``zipfile`` can open a remote zip given a seekable file object: :class:`HttpRangeFile` is that
-object, over httpx (already installed for huggingface_hub) with HTTP Range requests. It reads the
+object, over httpx (a declared dependency; also what gradio and older huggingface_hub use) with
+HTTP Range requests. It reads the
 tail first (one suffix range that also tells the archive's size), then the member, as one stream
 for the member's whole extent, so a member costs one request, not one per block. fsspec's HTTP
-filesystem does the same but would bring fsspec and aiohttp as new dependencies for ~100 lines.
+filesystem does the same, but its HTTP backend needs aiohttp, a new dependency, for ~150 lines.
 
 Redirects are followed (GitHub answers release URLs with a 302 to its CDN); a server that ignores
 Range (a 200 with the whole body) gets the whole archive streamed once to a temporary file, with
