@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -379,14 +378,3 @@ def download_whole(url: str, dest: Path, label: str) -> None:
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def copy_member(zf: zipfile.ZipFile, name: str, dest_dir: Path) -> Path:
-    out = dest_dir / PurePosixPath(name).name
-    try:
-        with zf.open(name) as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK)
-    except BaseException:
-        out.unlink(missing_ok=True)
-        raise
-    return out

@@ -1,8 +1,8 @@
 """Progress of weight downloads: terminal bars, and the same figures for the app surfaces.
 
 Hub downloads and archive reads both draw huggingface_hub's tqdm bars (bytes, rate, time left),
-so ``HF_HUB_DISABLE_PROGRESS_BARS=1`` and ``huggingface_hub.utils.disable_progress_bars()`` (what
-``--quiet`` calls) silence both. A surface that has its own progress display (the web app's
+so ``HF_HUB_DISABLE_PROGRESS_BARS=1`` silences both; ``--quiet`` calls :func:`set_quiet`, which wins
+even over ``HF_HUB_DISABLE_PROGRESS_BARS=0`` (huggingface_hub's own switch gives the variable priority). A surface that has its own progress display (the web app's
 Gradio bar, the GIMP status bar through the worker) installs a listener with :func:`reporting`;
 a context variable, not a global, keeps two restorations in two threads apart.
 """
@@ -19,6 +19,13 @@ Listener = Callable[[str, int, int], None]
 """``listener(what, done_bytes, total_bytes)``; ``what`` names the file being fetched."""
 
 _listener: ContextVar[Listener | None] = ContextVar("oldphoto_download_listener", default=None)
+_quiet = False
+
+
+def set_quiet(quiet: bool = True) -> None:
+    """No download bars in this process (the listeners of :func:`reporting` still get the figures)."""
+    global _quiet
+    _quiet = quiet
 
 
 @contextmanager
@@ -48,6 +55,8 @@ class DownloadBar(hf_tqdm):
         kwargs.setdefault("unit", "B")
         kwargs.setdefault("unit_scale", True)
         kwargs.setdefault("unit_divisor", 1024)
+        if _quiet:
+            kwargs["disable"] = True
         super().__init__(*args, **kwargs)
         self._what = str(kwargs.get("desc") or "weights")
         self._done = int(kwargs.get("initial") or 0)
