@@ -23,6 +23,7 @@ import logging
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -343,11 +344,15 @@ def extract(opened: Opened, name: str, dest: Path, label: str) -> Path:
     return dest
 
 
+FAULTS = (ArchiveFault, httpx.HTTPError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+"""What a read can end with besides WeightsError: a link, a server, the data or the disk failing."""
+
+
 def fault_message(exc: BaseException) -> str:
     """What went wrong, in a few words, for the one-line error."""
     if isinstance(exc, httpx.TooManyRedirects):
         return "the release host redirected in a loop"
-    if isinstance(exc, zipfile.BadZipFile):
+    if isinstance(exc, zipfile.BadZipFile | zlib.error | EOFError):
         return f"the archive data is damaged ({exc})"
     if isinstance(exc, OSError) and exc.errno in (28, 27):  # ENOSPC, EFBIG
         return f"no room to write it ({exc.strerror}); free some disk space"

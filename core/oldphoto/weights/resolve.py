@@ -311,7 +311,7 @@ def _convert_from_archive(spec: ComponentSpec, reg: Registry, reason: str) -> Pa
                     extracted = archive.extract(opened, member, Path(tmp) / "member.pth", spec.name)
         except WeightsError:
             raise
-        except (archive.ArchiveFault, archive.httpx.HTTPError, OSError, EOFError, archive.zipfile.BadZipFile) as exc:
+        except archive.FAULTS as exc:
             raise WeightsError(f"{fail}: {archive.fault_message(exc)}. {advice}") from None
         try:
             result = convert_file(extracted, spec.name, converted_dir(), spec.filename)
