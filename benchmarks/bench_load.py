@@ -22,7 +22,7 @@ import _common as C  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    from oldphoto.manifests import COMPONENT_MANIFESTS
+    from oldphoto.weights.manifests import COMPONENT_MANIFESTS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--components", nargs="+", default=list(COMPONENT_MANIFESTS))

@@ -9,7 +9,10 @@ download and upload code paths under test are the library's own, not stand-ins:
 * the upload API used by ``HfApi.create_repo`` / ``create_commit`` over the LFS "basic" transfer:
   ``/api/repos/create``, ``/api/models/{repo}/preupload/{rev}``, ``/{repo}.git/info/lfs/objects/batch``,
   ``PUT /lfs-upload/{oid}``, ``/api/models/{repo}/commit/{rev}``;
-* ``GET /static/{name}`` for release archives (GitHub release stand-in for ``fetch-upstream``).
+* ``GET /static/{name}`` for release archives (GitHub release stand-in for ``fetch-upstream``);
+* release URLs (:meth:`FakeHub.add_release`) answered like GitHub: a 302 to a CDN path that serves
+  the archive with ``Range`` support (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``), or a CDN path
+  that ignores ``Range`` (200, whole body); and a URL that redirects to itself (a loop).
 
 Failures are injected per request (:meth:`FakeHub.fail`): HTTP 500, a reset connection, a body cut
 short under a full ``Content-Length`` (truncated), a short body with a matching length, or flipped
@@ -30,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-FAILURE_KINDS = ("500", "reset", "truncate", "short", "corrupt")
+FAILURE_KINDS = ("500", "reset", "truncate", "short", "corrupt", "stall")
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Failure:
     method: str | None
     match: str
     times: int
+    skip: int = 0
 
 
 @dataclass
@@ -59,6 +63,11 @@ class FakeHub:
         self.static: dict[str, Path] = {}
         self.failures: list[Failure] = []
         self.requests: list[tuple[str, str]] = []
+        self.served: list[tuple[str, int, int]] = []
+        """(path, start, end exclusive) of every body sent, as sent (after injected failures)."""
+        self.releases: dict[str, str] = {}
+        self.cdn: dict[str, tuple[Path, bool]] = {}
+        self.stop = threading.Event()
         self._lock = threading.Lock()
         self._counter = 0
         handler = type("Handler", (_Handler,), {"hub": self})
@@ -73,15 +82,25 @@ class FakeHub:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop.set()
         self.server.shutdown()
         self.server.server_close()
         self._tmp.cleanup()
 
     # -- content
     def put_blob(self, data: bytes | Path) -> str:
-        content = Path(data).read_bytes() if isinstance(data, Path) else data
-        oid = hashlib.sha256(content).hexdigest()
-        (self.blobs / oid).write_bytes(content)
+        """Store content by its sha256; a Path is linked, not copied (large checkpoints)."""
+        if isinstance(data, Path):
+            h = hashlib.sha256()
+            with open(data, "rb") as f:
+                while block := f.read(1 << 22):
+                    h.update(block)
+            oid = h.hexdigest()
+            if not (self.blobs / oid).exists():
+                (self.blobs / oid).symlink_to(Path(data).resolve())
+            return oid
+        oid = hashlib.sha256(data).hexdigest()
+        (self.blobs / oid).write_bytes(data)
         return oid
 
     def create_repo(self, repo_id: str, *, token: str | None = None) -> Repo:
@@ -128,17 +147,39 @@ class FakeHub:
         self.static[name] = Path(path)
         return f"{self.url}/static/{name}"
 
+    def add_release(self, path: str, archive: Path, *, ranges: bool = True) -> str:
+        """Serve ``archive`` at release URL ``path`` (e.g. ``/owner/repo/releases/download/v1/x.zip``)
+        like GitHub: a 302 to a CDN path, which honours Range unless ``ranges`` is False."""
+        cdn = f"/{'cdn' if ranges else 'cdn-norange'}/{hashlib.sha1(path.encode()).hexdigest()[:12]}/{Path(path).name}"
+        self.releases[path] = cdn
+        self.cdn[cdn] = (Path(archive), ranges)
+        return f"{self.url}{path}"
+
+    def cdn_path(self, archive: Path) -> str:
+        return next(p for p, (a, _r) in self.cdn.items() if a == Path(archive))
+
+    def add_redirect_loop(self, path: str) -> str:
+        self.releases[path] = path
+        return f"{self.url}{path}"
+
+    def served_ranges(self, match: str) -> list[tuple[int, int]]:
+        return [(a, b) for p, a, b in self.served if match in p]
+
     # -- failure injection
-    def fail(self, kind: str, *, method: str | None = None, match: str = "", times: int = 1) -> None:
-        """Make the next ``times`` requests whose path contains ``match`` fail with ``kind``."""
+    def fail(self, kind: str, *, method: str | None = None, match: str = "", times: int = 1, skip: int = 0) -> None:
+        """Make the next ``times`` requests whose path contains ``match`` fail with ``kind``, after
+        letting ``skip`` such requests through (e.g. the archive's tail read, then fail the member)."""
         assert kind in FAILURE_KINDS, kind
         with self._lock:
-            self.failures.append(Failure(kind, method, match, times))
+            self.failures.append(Failure(kind, method, match, times, skip))
 
     def _take_failure(self, method: str, path: str) -> str | None:
         with self._lock:
             for f in self.failures:
                 if f.times > 0 and (f.method is None or f.method == method) and f.match in path:
+                    if f.skip > 0:
+                        f.skip -= 1
+                        continue
                     f.times -= 1
                     return f.kind
         return None
@@ -148,12 +189,24 @@ class FakeHub:
         return [p for m, p in self.requests if m == method]
 
 
+def _read_range(path: Path, start: int, end: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read(end - start)
+
+
 class _Handler(BaseHTTPRequestHandler):
     hub: FakeHub
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError):  # a client that went away (a test's fault)
+            self.close_connection = True
 
     # -- helpers
     def _send(
@@ -223,6 +276,12 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if self.command in ("HEAD", "GET") and len(parts) >= 5 and parts[2] == "resolve":
             return self._resolve("/".join(parts[:2]), parts[3], "/".join(parts[4:]), failure)
+        if self.command in ("HEAD", "GET") and unquote(path) in self.hub.releases:
+            self._body()
+            return self._send(302, b"", {"Location": self.hub.releases[unquote(path)]}, "text/html")
+        if self.command in ("HEAD", "GET") and unquote(path) in self.hub.cdn:
+            archive, ranges = self.hub.cdn[unquote(path)]
+            return self._serve_bytes(archive, {}, failure, ranges=ranges)
         if self.command == "GET" and len(parts) == 2 and parts[0] == "static":
             return self._static(parts[1], failure)
         if self.command == "POST" and parts[:3] == ["api", "repos", "create"]:
@@ -249,35 +308,59 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(404, "NotFound", f"no route for {self.command} {path}")
 
     # -- downloads
-    def _serve_bytes(self, data: bytes, headers: dict[str, str], failure: str | None) -> None:
-        total = len(data)
-        start = 0
+    def _serve_bytes(
+        self, data: bytes | Path, headers: dict[str, str], failure: str | None, *, ranges: bool = True
+    ) -> None:
+        """Send ``data`` (a file is streamed from disk, not read into memory), honouring ``Range``."""
+        total = data.stat().st_size if isinstance(data, Path) else len(data)
+        start, end = 0, total
         status = 200
         rng = self.headers.get("Range")
-        if rng and rng.startswith("bytes=") and self.command == "GET":
-            first = rng[len("bytes=") :].split("-")[0]
-            start = int(first) if first else 0
+        if ranges and rng and rng.startswith("bytes=") and self.command == "GET":
+            first, _, last = rng[len("bytes=") :].partition("-")
+            if first:
+                start, end = int(first), min(total, int(last) + 1 if last else total)
+            else:  # suffix range: the last N bytes
+                start = max(0, total - int(last))
             status = 206
-            headers = {**headers, "Content-Range": f"bytes {start}-{total - 1}/{total}"}
-        body = data[start:]
-        if failure == "corrupt":
-            body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
-        if failure == "short":
-            body = body[: len(body) // 2]
+            headers = {**headers, "Content-Range": f"bytes {start}-{end - 1}/{total}"}
+        body: bytes | None = None
+        if isinstance(data, bytes) or failure in ("corrupt", "short", "truncate", "stall"):
+            body = data[start:end] if isinstance(data, bytes) else _read_range(data, start, end)
+            if failure == "corrupt":
+                body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
+            if failure == "short":
+                body = body[: len(body) // 2]
+        length = len(body) if body is not None else end - start
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Accept-Ranges", "bytes")
+        if ranges:
+            self.send_header("Accept-Ranges", "bytes")
         for k, v in headers.items():
             self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
         if self.command == "HEAD":
             return
-        if failure == "truncate":
+        path = urlsplit(self.path).path
+        if failure in ("truncate", "stall"):
+            assert body is not None
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
+            self.hub.served.append((path, start, start + len(body) // 2))
+            if failure == "stall":  # a link that hangs: the client is interrupted meanwhile
+                self.hub.stop.wait(60)
             return self._reset()
-        self.wfile.write(body)
+        if body is not None:
+            self.wfile.write(body)
+        else:
+            with open(data, "rb") as f:  # type: ignore[arg-type]
+                f.seek(start)
+                left = end - start
+                while left > 0 and (block := f.read(min(left, 1 << 20))):
+                    self.wfile.write(block)
+                    left -= len(block)
+        self.hub.served.append((path, start, start + length))
 
     def _resolve(self, repo_id: str, revision: str, filename: str, failure: str | None) -> None:
         repo = self.hub.repos.get(repo_id)
@@ -292,12 +375,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(
                 404, "EntryNotFound", f"{filename} does not exist on {revision}", {"X-Repo-Commit": commit}
             )
-        data = (self.hub.blobs / oid).read_bytes()
+        data = self.hub.blobs / oid
+        size = data.stat().st_size
         headers = {
             "X-Repo-Commit": commit,
             "ETag": f'"{oid}"',
             "X-Linked-Etag": f'"{oid}"',
-            "X-Linked-Size": str(len(data)),
+            "X-Linked-Size": str(size),
         }
         self._serve_bytes(data, headers, failure if self.command == "GET" else None)
 
@@ -305,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.hub.static.get(name)
         if path is None:
             return self._error(404, "NotFound", f"{name} not found")
-        self._serve_bytes(path.read_bytes(), {}, failure)
+        self._serve_bytes(path, {}, failure)
 
     # -- uploads (HfApi, LFS basic transfer)
     def _create_repo(self) -> None:

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from oldphoto.manifests import load_manifest
 from oldphoto.nets.face_gen import FrozenBatchNorm, SNConv2d, SPADEGenerator, to_generator_input, to_uint8
 from oldphoto.refcheck.face_cases import generator_tolerances, lut_sensitivity
 from oldphoto.seeded_face import face_seeded_state_dict
 from oldphoto.stages import align, warpback
+from oldphoto.weights.manifests import load_manifest
 from tests.conftest import REFERENCE, require_reference
 
 GOLDEN = REFERENCE / "face" / "golden"

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from oldphoto.manifests import Manifest, load_manifest
 from oldphoto.nets import build
 from oldphoto.seeded import seeded_state_dict
 from oldphoto.seeded_face import face_seeded_state_dict, state_dict_sha256, tensor_sha256
+from oldphoto.weights.manifests import Manifest, load_manifest
 from tests.conftest import require_reference
 
 

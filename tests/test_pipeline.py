@@ -149,9 +149,9 @@ def test_auto_device_is_cpu_without_cuda():
 def test_faces_stage_runs_and_caps_the_number_of_faces(seeded_weights_dir, photo):
     """Seeded RetinaFace is quiet (no face): the result is the global image. With a "loud" random
     detector (thousands of detections), ``max_faces`` caps the work and the user is told."""
-    from oldphoto.manifests import load_manifest
     from oldphoto.seeded import global_seeded_state_dict
     from oldphoto.weights import load_state_dict
+    from oldphoto.weights.manifests import load_manifest
 
     r = Restorer(device="cpu", weights_dir=seeded_weights_dir)
     res = r.restore(photo, faces=True)

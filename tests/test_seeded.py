@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from oldphoto.manifests import COMPONENT_MANIFESTS, load_manifest
 from oldphoto.seeded import global_seeded_state_dict
+from oldphoto.weights.manifests import COMPONENT_MANIFESTS, load_manifest
 
 from .conftest import require_reference
 

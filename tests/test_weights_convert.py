@@ -15,10 +15,10 @@ import torch
 from safetensors.torch import load_file
 
 from oldphoto import weights
-from oldphoto.convert import FRAGMENT_NAME, convert, fetch_upstream
+from oldphoto.cli.weights import main as weights_main
 from oldphoto.errors import WeightsError
 from oldphoto.seeded import seeded_state_dict
-from oldphoto.weights_cli import main as weights_main
+from oldphoto.weights.convert import FRAGMENT_NAME, convert, fetch_upstream
 
 from .hub_server import FakeHub
 from .test_weights_support import clean_env, official_layout_path, official_pickle, run_cli, safetensors_file

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from oldphoto.convert import prepare_state, write_safetensors
 from oldphoto.seeded import seeded_state_dict
 from oldphoto.weights import component_spec, registry
+from oldphoto.weights.convert import prepare_state, write_safetensors
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_VARS = (
@@ -82,9 +82,9 @@ def cache_files(root: Path) -> list[str]:
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m oldphoto.weights_cli`` in a fresh process, so env vars are read as a user's shell sets them."""
+    """``python -m oldphoto.cli weights`` in a fresh process, so env vars are read as a user's shell sets them."""
     full = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     full.update(env)
     full.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    return subprocess.run([sys.executable, "-m", "oldphoto.weights_cli", *args], env=full, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "oldphoto.cli", "weights", *args], env=full, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)

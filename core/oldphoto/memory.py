@@ -52,7 +52,7 @@ def processing_size(width: int, height: int, mode: Mode) -> tuple[int, int]:
 
 def weights_bytes(components: Iterable[str]) -> int:
     """float32 bytes of the networks' tensors, from their manifests (no file is read)."""
-    from .manifests import load_manifest
+    from .weights.manifests import load_manifest
 
     total = 0
     for comp in components:

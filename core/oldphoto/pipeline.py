@@ -25,6 +25,7 @@ from .errors import Cancelled, InputError
 from .progress import add_layer_ticks, ticking
 from .stages.resize import LANCZOS, check_processable, resize
 from .weights import load_state_dict
+from .weights.progress import reporting as download_progress
 
 ProgressFn = Callable[[float, str], None]
 """``progress(fraction, message)``; fraction in [0, 1]. It may raise :class:`Cancelled` to stop."""
@@ -249,6 +250,15 @@ class Restorer:
             else:
                 report(last["stage"], last["frac"], last["msg"])
 
+        def on_download(what: str, done_bytes: int, total_bytes: int) -> None:
+            """First run: the networks load inside the stages, so their downloads show as progress."""
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if progress is not None:
+                of = f"/{total_bytes / 1e6:.0f}" if total_bytes else ""
+                progress(min(1.0, (done + weights[last["stage"]] * last["frac"]) / total),
+                         f"Downloading weights (first run): {done_bytes / 1e6:.0f}{of} MB")
+
         photo = imageio.load_rgb(image)
         orig_size = photo.size
         check_processable(orig_size, mode, _photo_name(image))
@@ -257,7 +267,7 @@ class Restorer:
 
         mask_arr: np.ndarray | None = None
         mask_source: Literal["none", "detected", "user"] = "none"
-        with torch.inference_mode(), ticking(on_tick):
+        with torch.inference_mode(), ticking(on_tick), download_progress(on_download):
             if use_mask:
                 t = time.perf_counter()
                 processed = detect.resize_full_size(photo)

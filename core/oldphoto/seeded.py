@@ -15,7 +15,7 @@ import zlib
 
 import torch
 
-from .manifests import Manifest
+from .weights.manifests import Manifest
 
 
 def global_seeded_state_dict(manifest: Manifest, seed: int) -> dict[str, torch.Tensor]:
@@ -54,7 +54,7 @@ FACE_SEED = 1234
 
 def seeded_state_dict(component: str, seed: int | None = None) -> dict[str, torch.Tensor]:
     """Seeded weights of any component, by the scheme its reference golden set uses."""
-    from .manifests import load_manifest
+    from .weights.manifests import load_manifest
 
     manifest = load_manifest(component)
     if component.startswith("face_gen"):
@@ -80,7 +80,7 @@ def write_seeded_weights(out_dir, components=None) -> None:
 
     from safetensors.torch import save_file
 
-    from .manifests import COMPONENT_MANIFESTS
+    from .weights.manifests import COMPONENT_MANIFESTS
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

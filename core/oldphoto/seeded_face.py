@@ -14,7 +14,7 @@ import zlib
 
 import torch
 
-from .manifests import Manifest
+from .weights.manifests import Manifest
 
 SCHEME = "bopbtl-face-seeded-v1"
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 # Subcommands living in their own modules; each module has ``add_parser(subparsers)`` which
 # registers its parser and sets ``func`` (taking the parsed args, returning an exit status).
 PLUGINS = {
-    "weights": "oldphoto.weights_cli",
+    "weights": "oldphoto.cli.weights",
     "gimp": "oldphoto.cli.gimp",
     "worker": "oldphoto.bridge",
     "demo": "oldphoto_gradio.cli",
@@ -49,4 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # e.g. Ctrl-C during a first-run download: one line, no traceback
+        print("interrupted; nothing partial was kept, the next run starts again cleanly", file=sys.stderr)
+        return 130

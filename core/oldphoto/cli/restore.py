@@ -121,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     from ..memory import keep_freed_memory_for_reuse
 
     keep_freed_memory_for_reuse()  # a short-lived process: reuse freed layer outputs, fewer page faults
+    if args.quiet:  # also the first run's download bars (Hub files and archive reads)
+        from ..weights.progress import set_quiet
+
+        set_quiet()
 
     files, errors = collect_inputs(args.inputs)
     for e in errors:

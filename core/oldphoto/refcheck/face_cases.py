@@ -16,10 +16,10 @@ import re
 import numpy as np
 import torch
 
-from ..manifests import load_manifest
 from ..nets.face_gen import to_generator_input, to_uint8
 from ..seeded_face import state_dict_sha256, tensor_sha256
 from ..stages import align, warpback
+from ..weights.manifests import load_manifest
 from . import CaseResult, Check, Context, absent, compare_float, compare_u8, require_one
 
 MANIFEST_COMPONENTS = {"Setting_9_epoch_100": "face_gen_256", "FaceSR_512": "face_gen_512"}

@@ -5,7 +5,8 @@ mirror). Pickles can run code when loaded, so they are only ever read with
 ``torch.load(weights_only=True)`` and converted once; everything at run time loads safetensors.
 The output is deterministic (same tensors, same names, fixed metadata), so a conversion made on a
 user's machine is byte-identical to the published file and can be checked against its sha256.
-Maintainers then upload the files with :func:`publish`, which records the new pins.
+Maintainers then upload the files with :func:`publish`, which records the new pins. This module
+knows nothing of the network except :func:`fetch_upstream`'s whole-archive downloads.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import os
 import pickle
 import shutil
 import tempfile
-import urllib.request
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import WeightsError
-from .manifests import load_manifest
-from .weights import sha256_file
+from ..errors import WeightsError
+from .cache import SOURCE_ARCHIVE, converted_dir, sha256_file, write_origin
+from .manifests import check_structure, load_manifest
+from .registry import component_spec, registry
 
 __all__ = ["Converted", "convert", "convert_file", "fetch_upstream", "load_checkpoint", "publish", "sha256_file"]
 
@@ -131,8 +132,6 @@ def prepare_state(component: str, state: Mapping[str, torch.Tensor], source: str
     ``num_batches_tracked`` counters missing from old saves are filled with 0 (BatchNorm's own
     loader does the same for such files; the value is never used in eval mode).
     """
-    from .weights import check_structure
-
     manifest = load_manifest(component)
     state = dict(state)
     filled = [n for n, _, _ in manifest.tensors if n.endswith("num_batches_tracked") and n not in state]
@@ -188,8 +187,6 @@ def convert_file(
 
 def _candidates(component: str) -> list[str]:
     """Relative paths under which a component's checkpoint may sit in a source folder."""
-    from .weights import component_spec
-
     up = component_spec(component).upstream
     paths = [up.path]
     parts = up.path.split("/")
@@ -203,8 +200,6 @@ def _candidates(component: str) -> list[str]:
 def guess_component(path: str | os.PathLike) -> str | None:
     """Component whose official path ends like ``path``: the last folder and file name suffice
     (``.../VAE_B_quality/latest_net_G.pth``), as every official checkpoint sits in its own folder."""
-    from .weights import registry
-
     tail = "/".join(Path(path).parts[-2:])
     for name in registry().components:
         parts = registry().components[name].upstream.path.split("/")
@@ -215,8 +210,6 @@ def guess_component(path: str | os.PathLike) -> str | None:
 
 def find_official_files(src: str | os.PathLike, components: Iterable[str] | None = None) -> dict[str, Path]:
     """Official checkpoints present in a folder laid out like the unpacked release zips."""
-    from .weights import registry
-
     root = Path(src)
     found: dict[str, Path] = {}
     for name in components or registry().components:
@@ -273,15 +266,11 @@ def convert(
 
 
 def _component_names() -> list[str]:
-    from .weights import registry
-
     return list(registry().components)
 
 
 def fragment(results: Iterable[Converted]) -> dict:
     """The weights.json entries for converted files (``publish`` adds repo_id and revision)."""
-    from .weights import component_spec
-
     comps = {}
     for r in results:
         comps[r.component] = {
@@ -308,7 +297,7 @@ def write_fragment(results: Iterable[Converted], out_dir: str | os.PathLike) -> 
     return path
 
 
-# -- official release archives (explicit request only) ------------------------------------------
+# -- official release archives, all at once (explicit request) ---------------------------------------
 
 
 def _extract_member(zf: zipfile.ZipFile, member: str, dest: Path) -> Path:
@@ -316,23 +305,6 @@ def _extract_member(zf: zipfile.ZipFile, member: str, dest: Path) -> Path:
     with zf.open(member) as src, open(out, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 22)
     return out
-
-
-def _download(url: str, dest: Path, timeout: float = 60.0) -> None:
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as f:
-            expected = resp.headers.get("Content-Length")
-            shutil.copyfileobj(resp, f, 1 << 22)
-        if expected is not None and tmp.stat().st_size != int(expected):
-            raise WeightsError(
-                f"Download of {url} was cut short ({tmp.stat().st_size} of {expected} bytes); run again."
-            )
-        os.replace(tmp, dest)
-    except OSError as exc:
-        raise WeightsError(f"Could not download {url}: {exc}. Check the connection and run again.") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def fetch_upstream(
@@ -345,11 +317,11 @@ def fetch_upstream(
     """Download the official release zips (or use copies in ``archives_dir``) and convert.
 
     Downloaded zips are kept in ``archives_dir`` when given (a second run reuses them), else deleted.
-    Only the inference members are extracted. Sources outside the Hub are used only when a user asks
-    for this explicitly, since their hashes cannot be pinned (the RetinaFace asset name carries the
-    first hex digits of its sha256, which is checked).
+    Only the inference members are extracted. This is the everything-at-once form of what the
+    resolver does per component with ranged reads; the RetinaFace asset name carries the first hex
+    digits of its sha256, which is checked here, where the whole zip is at hand.
     """
-    from .weights import registry
+    from .archive import describe, download_whole, find_member
 
     reg = registry()
     wanted = list(components or reg.components)
@@ -361,6 +333,7 @@ def fetch_upstream(
         by_archive.setdefault(arch, []).append(name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    in_cache = out.resolve() == converted_dir().resolve()
     results: list[Converted] = []
     with tempfile.TemporaryDirectory(prefix="oldphoto-upstream-", dir=out) as tmp:
         for arch, names in by_archive.items():
@@ -371,30 +344,30 @@ def fetch_upstream(
                 local = Path(archives_dir if archives_dir else tmp) / arch
                 log.warning("downloading %s from %s", arch, url)
                 local.parent.mkdir(parents=True, exist_ok=True)
-                _download(url, local)
+                download_whole(url, local, arch)
             prefix = info.get("sha256_prefix")
             if prefix and not sha256_file(local).startswith(prefix):
                 raise WeightsError(
                     f"{local} does not match the published hash prefix {prefix}; delete it and retry."
                 )
             with zipfile.ZipFile(local) as zf:
-                members = [m for m in zf.namelist() if not m.endswith("/")]
+                members = zf.namelist()
                 for name in names:
                     up = reg.components[name].upstream
-                    if up.member is None:
-                        ckpts = [m for m in members if m.endswith((".pth", ".pt"))]
-                        member = ckpts[0] if len(ckpts) == 1 else None
-                    else:
-                        member = next(
-                            (m for m in members if m == up.member or m.endswith("/" + up.member)), None
-                        )
+                    member, _exact = find_member(members, up.member, info.get("unpacks_into", ""))
                     if member is None:
-                        raise WeightsError(f"{arch} has no member {up.member or '*.pth'} for '{name}'.")
+                        raise WeightsError(
+                            f"{arch} has no member {up.member or '*.pth'} for '{name}'; it holds: "
+                            f"{describe(members)}."
+                        )
                     extracted = _extract_member(zf, member, Path(tmp))
                     try:
-                        results.append(convert_file(extracted, name, out))
+                        done = convert_file(extracted, name, out)
                     finally:
                         extracted.unlink(missing_ok=True)
+                    if in_cache:  # `weights status` tells where cached files came from
+                        write_origin(done.path, SOURCE_ARCHIVE, f"{info['url']} {member}")
+                    results.append(done)
     write_fragment(results, out)
     return results
 
@@ -421,8 +394,6 @@ def publish(
     """
     from huggingface_hub import CommitOperationAdd, HfApi
     from safetensors.torch import load_file
-
-    from .weights import check_structure, registry
 
     out = Path(out_dir)
     reg = registry()

@@ -1,7 +1,8 @@
 """Checkpoint manifests: the exact tensor names, shapes and dtypes of each official checkpoint.
 
-They ship inside the package (copied from the reference set) so that weights can be verified by
-structure even where no sha256 is known, and so that tests can build seeded weights anywhere.
+They ship inside the package (``oldphoto/manifests/*.json``, copied from the reference set) so that
+weights can be verified by structure even where no sha256 is known, and so that tests can build
+seeded weights anywhere. :func:`check_structure` is the check every loaded or converted file passes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import WeightsError
+
+if TYPE_CHECKING:
+    import torch
 
 COMPONENT_MANIFESTS = {
     "detection_unet": "detection_FT_Epoch_latest.json",
@@ -55,3 +62,37 @@ def load_manifest(component: str) -> Manifest:
 def load_manifest_file(path: str | Path) -> Manifest:
     path = Path(path)
     return _parse(path.stem, json.loads(path.read_text(encoding="utf-8")))
+
+
+def check_structure(component: str, state: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`WeightsError` listing missing, unexpected, mis-shaped and mis-typed tensors."""
+    manifest = load_manifest(component)
+    expected = manifest.shapes()
+    dtypes = {n: d for n, _, d in manifest.tensors}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    common = set(expected) & set(state)
+    misshaped = sorted(
+        f"{k}: {tuple(state[k].shape)} != {expected[k]}"
+        for k in common
+        if tuple(state[k].shape) != expected[k]
+    )
+    mistyped = sorted(
+        f"{k}: {str(state[k].dtype).replace('torch.', '')} != {dtypes[k]}"
+        for k in common
+        if str(state[k].dtype).replace("torch.", "") != dtypes[k]
+    )
+    if missing or unexpected or misshaped or mistyped:
+        parts = []
+        for label, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", misshaped),
+            ("wrong dtype", mistyped),
+        ):
+            if items:
+                shown = ", ".join(items[:8]) + (f" ... (+{len(items) - 8} more)" if len(items) > 8 else "")
+                parts.append(f"{label}: {shown}")
+        raise WeightsError(
+            f"Weights for '{component}' do not match the official checkpoint layout; " + "; ".join(parts)
+        )

@@ -1,4 +1,4 @@
-"""``oldphoto weights ...``: download, verify, convert, publish and fetch-upstream.
+"""``oldphoto weights ...``: download, status, verify, convert, publish and fetch-upstream.
 
 Each subcommand prints one line per component and, on failure, the :class:`WeightsError` message
 (which says what to do) instead of a traceback; the exit status is 1 when anything failed.
@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -39,6 +39,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--force", action="store_true", help="download again even if cached")
     hub_options(d)
     d.set_defaults(func=_download)
+
+    st = sub.add_parser("status", help="one line per component: where its file is, where it came from, its size")
+    st.add_argument("--component", action="append")
+    st.add_argument("--weights-dir", help="report on a folder of converted files instead of the cache")
+    st.add_argument("--cache-dir")
+    st.set_defaults(func=_status)
 
     v = sub.add_parser("verify", help="re-hash and re-check the cached files (no network)")
     v.add_argument("--component", action="append")
@@ -73,7 +79,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    """Our own lines only (the libraries' per-request INFO lines are not for users)."""
+    log = logging.getLogger("oldphoto")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 def _run(action) -> int:
@@ -83,6 +95,9 @@ def _run(action) -> int:
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted; nothing partial was kept, the next run starts again cleanly", file=sys.stderr)
+        return 130
 
 
 def _hub_kw(args) -> dict:
@@ -90,7 +105,7 @@ def _hub_kw(args) -> dict:
 
 
 def _download(args) -> int:
-    from . import weights
+    from .. import weights
 
     def action() -> int:
         names = args.component or weights.components_for_modes(args.mode or ["all"])
@@ -102,8 +117,24 @@ def _download(args) -> int:
     return _run(action)
 
 
+def _status(args) -> int:
+    from .. import weights
+
+    def action() -> int:
+        for s in weights.status(args.component, weights_dir=args.weights_dir, cache_dir=args.cache_dir):
+            size = f"{s.size / 1e6:7.1f} MB" if s.size else "      ? MB"
+            if s.path is None:
+                print(f"{s.component:26s} {size}  not downloaded")
+            else:
+                how = "sha256" if s.checked_by == "sha256" else "manifest"
+                print(f"{s.component:26s} {size}  {s.path}  from {s.source}, checked by {how}")
+        return 0
+
+    return _run(action)
+
+
 def _verify(args) -> int:
-    from . import weights
+    from .. import weights
 
     def action() -> int:
         results = weights.verify(args.component, weights_dir=args.weights_dir, cache_dir=args.cache_dir)
@@ -126,7 +157,7 @@ def _verify(args) -> int:
 
 
 def _convert(args) -> int:
-    from .convert import FRAGMENT_NAME, convert
+    from ..weights.convert import FRAGMENT_NAME, convert
 
     def action() -> int:
         single = args.component[0] if args.component and len(args.component) == 1 else None
@@ -140,7 +171,7 @@ def _convert(args) -> int:
 
 
 def _publish(args) -> int:
-    from .convert import publish
+    from ..weights.convert import publish
 
     def action() -> int:
         data = publish(
@@ -163,8 +194,8 @@ def _publish(args) -> int:
 
 
 def _fetch_upstream(args) -> int:
-    from .convert import fetch_upstream
-    from .weights import converted_dir
+    from ..weights import converted_dir
+    from ..weights.convert import fetch_upstream
 
     def action() -> int:
         out = args.out or converted_dir()
@@ -179,7 +210,7 @@ def _fetch_upstream(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m oldphoto.weights_cli ...``: the same as ``oldphoto weights ...``."""
+    """``python -m oldphoto.cli.weights ...``: the same as ``oldphoto weights ...``."""
     parser = argparse.ArgumentParser(prog="oldphoto")
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["weights", *(sys.argv[1:] if argv is None else argv)])

@@ -1,0 +1,141 @@
+"""Today's world on 127.0.0.1, for the first-run tests (builders only; no tests here).
+
+* The Hub: the project's safetensors repo does not exist (the fake Hub answers 401 RepoNotFound,
+  as the real one does for a missing repo); the mirror repo holds, at its pinned revision, the
+  seven official pickles the real mirror has.
+* The release host: the three archive URLs of weights.json (same paths, this host) answer with a
+  302 to a CDN path that serves the zip with Range support, or ignores Range (``ranges=False``).
+
+The checkpoints are real ``torch.save`` files with the official names, shapes and dtypes, but with
+one constant per tensor (``1/fan_in`` for weights, so activations neither vanish nor explode):
+they deflate ~1000:1, so the archives are a few MB while every converted file has its real size
+(1.6 GB in all) and goes through the real conversion, checks and networks. RetinaFace's class
+head answers "background" (as in :mod:`oldphoto.seeded`), so a run finds no face and stays short;
+the detection U-Net's last layer answers "no scratch" (HR mode needs intact regions).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from pathlib import Path
+
+import torch
+
+from oldphoto.weights import load_manifest, registry
+
+from .hub_server import FakeHub
+
+GLOBAL_ZIP = "global_checkpoints.zip"
+FACE_ZIP = "face_checkpoints.zip"
+FACE_TOP = "face_checkpoints/"
+"""The face zip gets an extra top-level folder, which the member lookup must allow for."""
+
+
+def compact_state_dict(component: str) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for name, shape, dtype in load_manifest(component).tensors:
+        if dtype == "int64":
+            out[name] = torch.zeros(shape, dtype=torch.int64)
+            continue
+        if name.endswith("running_var") or (len(shape) < 2 and name.endswith("weight")):
+            value = 1.0
+        elif len(shape) >= 2:
+            value = 1.0 / max(1, math.prod(shape[1:]))
+        else:
+            value = 0.0
+        out[name] = torch.full(shape, value, dtype=getattr(torch, dtype))
+    if component == "detection_unet":  # sees no scratch (HR refuses a photo that is all scratch)
+        out["last.1.weight"] = torch.zeros_like(out["last.1.weight"])
+        out["last.1.bias"] = torch.full_like(out["last.1.bias"], -10.0)
+    if component == "retinaface_resnet50":
+        for k in out:
+            if k.startswith("ClassHead.") and k.endswith(".weight"):
+                out[k] = torch.zeros_like(out[k])
+            elif k.startswith("ClassHead.") and k.endswith(".bias"):
+                out[k] = torch.tensor([5.0, -5.0] * (out[k].numel() // 2))
+    return out
+
+
+def checkpoint_bytes(component: str) -> bytes:
+    """The component's pickle as the official code saved it (detection: in a ``model_state`` container)."""
+    state = compact_state_dict(component)
+    obj = {"model_state": state, "epoch": 10} if component == "detection_unet" else state
+    buf = io.BytesIO()  # torch.save into memory, then one write: 3x faster than to a file here
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def build_checkpoints(root: Path) -> dict[str, Path]:
+    """The mirror's seven pickles as files, at their paths in the official layout."""
+    paths = {}
+    for name, spec in registry().components.items():
+        if not spec.upstream.in_mirror:
+            continue
+        path = root / spec.upstream.path
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(checkpoint_bytes(name))
+        paths[name] = path
+    return paths
+
+
+def build_archives(root: Path, pickles: dict[str, Path]) -> dict[str, Path]:
+    """The three release zips, deflated like the official ones, holding the inference members
+    (the mirror's files, and the three pickles only the archives have, made in memory)."""
+    reg = registry()
+    out = {}
+    for arch in reg.archives:
+        path = root / arch
+        out[arch] = path
+        if path.is_file():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for name, spec in reg.components.items():
+                if spec.upstream.archive != arch:
+                    continue
+                member = spec.upstream.member or Path(spec.upstream.path).name
+                if arch == FACE_ZIP:
+                    member = FACE_TOP + member
+                if name in pickles:
+                    zf.write(pickles[name], member)
+                else:
+                    zf.writestr(member, checkpoint_bytes(name))
+        tmp.replace(path)
+    return out
+
+
+def release_path(url: str) -> str:
+    """The path of a weights.json archive URL (the fake host serves the same paths)."""
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def populate(hub: FakeHub, pickles: dict[str, Path], archives: dict[str, Path], *, ranges: bool = True,
+             mirror_revision: str | None = None) -> dict[str, str]:
+    """Fill ``hub`` with today's world; returns archive name -> URL on this host."""
+    reg = registry()
+    mirror = {spec.upstream.path: pickles[n] for n, spec in reg.components.items() if spec.upstream.in_mirror}
+    assert len(mirror) == 7, mirror
+    hub.add_commit(reg.mirror_repo_id, mirror, commit=mirror_revision or reg.mirror_revision)
+    urls = {}
+    for arch, info in reg.archives.items():
+        urls[arch] = hub.add_release(release_path(info["url"]), archives[arch], ranges=ranges)
+    return urls
+
+
+def registry_for(hub: FakeHub, tmp: Path, urls: dict[str, str] | None = None) -> Path:
+    """The package's weights.json with the archive URLs on the fake host (everything else as shipped)."""
+    data = json.loads(Path(registry().source).read_text(encoding="utf-8"))
+    for arch, info in data["upstream"]["archives"].items():
+        info["url"] = (urls or {}).get(arch) or hub.url + release_path(info["url"])
+    path = tmp / f"weights.world-{hub.url.rsplit(':', 1)[1]}.json"  # one per host: the registry is cached by path
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+def archive_bytes(archives: dict[str, Path]) -> int:
+    return sum(p.stat().st_size for p in archives.values())
