@@ -198,11 +198,17 @@ def test_transfer_failures_leave_nothing_and_retry_works(home, hub, published, k
     good = published / f"{VAE}.safetensors"
     publish_to(hub, {f"{VAE}.safetensors": good})
     hub.fail(kind, method=method, times=2 if method == "HEAD" else 1)
-    with pytest.raises(WeightsError) as err:
-        weights.resolve(VAE, endpoint=hub.url)
-    msg = str(err.value)
-    assert expect in msg and "run the command again" in msg
-    assert cache_files(home / "hub") == []
+    try:
+        path = weights.resolve(VAE, endpoint=hub.url)
+    except WeightsError as err:
+        msg = str(err)
+        assert expect in msg and "run the command again" in msg
+        assert cache_files(home / "hub") == []
+    else:
+        # a body cut after some bytes ends as httpx's ReadError or as RemoteProtocolError, depending on
+        # timing; on the latter huggingface_hub resumes the download itself, which is right too
+        assert kind == "truncate", f"{kind}: no error"
+        assert sha(path) == sha(good)
     assert sha(weights.resolve(VAE, endpoint=hub.url)) == sha(good)
 
 
