@@ -24,6 +24,7 @@ from PIL import Image
 from ..errors import InputError
 from . import warpback
 from .detect import THRESHOLD
+from .resize import resize_if_needed
 
 MASK_GROW_MAX = 64
 """Largest dilation in pixels: wider than any scratch edge the detector misses, and it bounds the
@@ -130,12 +131,10 @@ def compose(
     ``faces`` are ``oldphoto.stages.faces.FaceResult`` (their ``transform`` and ``enhanced``), made
     from the global-stage result; they are blended into the strength mix, whose colours their
     histogram matching then follows. ``size`` is the photo's own (w, h); the processing size is
-    resized to it with Lanczos as the pipeline always did.
+    resized to it with the pipeline's Lanczos (``resize_if_needed``).
     """
     base = blend_global(np.asarray(processed), np.asarray(restored), strength)
     if faces:
         base = warpback.paste_faces(base, [(f.transform, f.enhanced) for f in faces], face_strength=face_strength)
     image = Image.fromarray(np.ascontiguousarray(base), "RGB")
-    if size is not None and image.size != tuple(size):
-        image = image.resize(tuple(size), Image.LANCZOS)
-    return image
+    return image if size is None else resize_if_needed(image, tuple(size), Image.LANCZOS)
