@@ -222,3 +222,10 @@ def test_bad_values_are_refused_before_any_work(tmp_path, photo, option, value, 
     if option in ("scratch_threshold", "mask_grow"):
         with pytest.raises(InputError, match=message):
             empty.detect_scratches(photo, **{option: value})
+
+
+def test_the_default_threshold_is_written_once_per_dependency_set():
+    """adjust (no torch) and bridge (stdlib only) repeat the official threshold; they must agree."""
+    from oldphoto import bridge
+
+    assert adjust.SCRATCH_THRESHOLD == detect.THRESHOLD == bridge.SCRATCH_THRESHOLD == adjust.Controls().scratch_threshold

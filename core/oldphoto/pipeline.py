@@ -24,7 +24,7 @@ from . import imageio
 from .device import resolve_device
 from .errors import Cancelled, InputError
 from .progress import add_layer_ticks, ticking
-from .stages.detect import THRESHOLD as SCRATCH_THRESHOLD
+from .stages.adjust import SCRATCH_THRESHOLD
 from .weights import load_state_dict
 
 ProgressFn = Callable[[float, str], None]

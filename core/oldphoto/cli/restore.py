@@ -11,10 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-SCRATCH_THRESHOLD = 0.4
-"""oldphoto.stages.detect.THRESHOLD (checked in tests/test_cli_restore.py; importing it would load torch for --help)."""
-MASK_GROW_MAX = 64
-"""oldphoto.stages.adjust.MASK_GROW_MAX (checked in tests/test_cli_restore.py)."""
+from ..stages.adjust import MASK_GROW_MAX, SCRATCH_THRESHOLD  # numpy and Pillow only: --help stays fast
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
 

@@ -1,4 +1,4 @@
-"""The user's controls over a restoration (not in the official code), as pure numpy.
+"""The user's controls over a restoration (not in the official code), as pure numpy (no torch).
 
 Why a stage of its own: ``strength`` and ``face_strength`` only mix images that the networks have
 already made (the processed input, the global-stage result, the enhanced faces), so a front end that
@@ -23,9 +23,11 @@ from PIL import Image
 
 from ..errors import InputError
 from . import warpback
-from .detect import THRESHOLD
 from .resize import resize_if_needed
 
+SCRATCH_THRESHOLD = 0.4
+"""The official detection threshold, ``oldphoto.stages.detect.THRESHOLD`` (a test checks they agree).
+Repeated so that this module, and the CLI and web app that take their defaults from it, import no torch."""
 MASK_GROW_MAX = 64
 """Largest dilation in pixels: wider than any scratch edge the detector misses, and it bounds the
 O(radius x pixels) work of :func:`grow_mask`."""
@@ -39,7 +41,7 @@ class Controls:
     """Share of the global restoration kept: 0 = the processed input, 1 = the restored image."""
     face_strength: float = 1.0
     """Factor on each face's blending mask: 0 = faces as the global stage left them."""
-    scratch_threshold: float = THRESHOLD
+    scratch_threshold: float = SCRATCH_THRESHOLD
     """Probability from which the U-Net's output counts as damage (official 0.4)."""
     mask_grow: int = 0
     """Pixels by which the detected or given scratch mask is dilated (a disk of that radius)."""
@@ -65,7 +67,7 @@ def _fraction(name: str, value: Any) -> float:
 
 
 def check_controls(
-    strength: Any = 1.0, face_strength: Any = 1.0, scratch_threshold: Any = THRESHOLD, mask_grow: Any = 0
+    strength: Any = 1.0, face_strength: Any = 1.0, scratch_threshold: Any = SCRATCH_THRESHOLD, mask_grow: Any = 0
 ) -> Controls:
     """Validated :class:`Controls`; an :class:`InputError` names the allowed range of a bad value."""
     grow = mask_grow
