@@ -117,7 +117,8 @@ class Request:
     mask: np.ndarray | None
     hr: bool
     faces: bool
-    adjust: dict[str, Any] = field(default_factory=dict)
+    adjust: dict[str, Any] = field(default_factory=lambda: {
+        "strength": 1.0, "face_strength": 1.0, "scratch_threshold": SCRATCH_THRESHOLD, "mask_grow": 0})
     """``strength``, ``face_strength``, ``scratch_threshold``, ``mask_grow`` (the library checks them)."""
 
 
