@@ -24,7 +24,7 @@ from . import imageio
 from .device import resolve_device
 from .errors import Cancelled, InputError
 from .progress import add_layer_ticks, ticking
-from .stages.adjust import SCRATCH_THRESHOLD
+from .stages.adjust import SCRATCH_THRESHOLD, Controls
 from .weights import load_state_dict
 
 ProgressFn = Callable[[float, str], None]
@@ -67,8 +67,8 @@ class RestoreResult:
     notes: list[str] = field(default_factory=list)
     """Things the user should know about this result (e.g. faces left out by ``max_faces``, controls
     that differ from their defaults)."""
-    controls: Any = None
-    """The ``oldphoto.stages.adjust.Controls`` (strength, face_strength, scratch_threshold, mask_grow) used."""
+    controls: Controls = field(default_factory=Controls)
+    """The strength, face_strength, scratch_threshold and mask_grow used (``oldphoto.stages.adjust``)."""
 
     def reblend(self, *, strength: float | None = None, face_strength: float | None = None) -> RestoreResult:
         """This result with another ``strength`` / ``face_strength``, without running any network.
@@ -79,7 +79,7 @@ class RestoreResult:
         """
         from .stages import adjust
 
-        old = self.controls or adjust.Controls()
+        old = self.controls
         new = adjust.check_controls(
             old.strength if strength is None else strength,
             old.face_strength if face_strength is None else face_strength,
