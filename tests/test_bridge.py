@@ -185,7 +185,37 @@ def test_restore_matches_restorer(restorer, photo):
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] == 1.0
     assert conn.client.status()["last_job"] == {"width": W, "height": H, "scratches": "none", "hr": False,
-                                               "faces": False}
+                                               "faces": False, "strength": 1.0, "face_strength": 1.0,
+                                               "scratch_threshold": 0.4, "mask_grow": 0}
+    assert info["mask_pixels"] is None and info["notes"] == []
+    conn.close()
+
+
+def test_adjustments_and_the_mask_used_cross_the_bridge(restorer, photo):
+    """The adjustments reach Restorer.restore; want_mask returns the (grown) mask at the image's size;
+    ``detect`` returns what Restorer.detect_scratches gives (the GIMP "Detect scratches only")."""
+    from oldphoto.imageio import resize_mask
+
+    opts = {"strength": 0.5, "scratch_threshold": 0.3, "mask_grow": 1}
+    conn = Conn(bridge_worker.Worker(restorer))
+    out, info = conn.client.restore(photo.tobytes(), W, H, scratches="auto", faces=False, want_mask=True, **opts)
+    want = restorer.restore(photo, scratches="auto", faces=False, **opts)
+    assert np.array_equal(np.frombuffer(out, np.uint8).reshape(H, W, 3), np.asarray(want.image))
+    mask = np.frombuffer(info["mask_pixels"], np.uint8).reshape(H, W)
+    assert np.array_equal(mask == 255, resize_mask(want.mask, (W, H))) and set(np.unique(mask)) <= {0, 255}
+    assert info["mask"] is True and info["notes"] == want.notes and "strength 0.5" in info["notes"][0]
+    seen: list[float] = []
+    detected = conn.client.detect(photo.tobytes(), W, H, scratch_threshold=0.3, mask_grow=1,
+                                  progress=lambda f, m: seen.append(f))
+    expected = restorer.detect_scratches(photo, scratch_threshold=0.3, mask_grow=1)
+    assert np.array_equal(np.frombuffer(detected, np.uint8).reshape(H, W) == 255, expected) and seen[-1] == 1.0
+    assert conn.client.status()["last_job"]["scratches"] == "detect"
+    with pytest.raises(bridge.WorkerError, match="strength must be between 0 and 1") as e:
+        conn.client.restore(photo.tobytes(), W, H, faces=False, strength=3)
+    assert e.value.kind == "InputError"
+    with pytest.raises(bridge.WorkerError, match="mask_grow must be a number"):
+        conn.client.detect(photo.tobytes(), W, H, mask_grow="wide")  # type: ignore[arg-type]
+    assert conn.client.status()["failed"] == 2  # and the connection still serves
     conn.close()
 
 

@@ -62,3 +62,21 @@ def test_exact_convs_and_half_flags(tmp_path, seeded_weights_dir, capsys):
         fast, exact = np.asarray(a, np.int16), np.asarray(b, np.int16)
     assert fast.shape == exact.shape == (72, 96, 3)
     assert np.abs(fast - exact).max() <= 2
+
+
+def test_adjustment_options(tmp_path, seeded_weights_dir, capsys):
+    """--strength 0 gives the input back (no faces); a bad value is one line naming the range and
+    writes nothing."""
+    img = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(img)
+    base = ["restore", str(img), "--weights-dir", str(seeded_weights_dir), "--no-faces", "-q"]
+    assert main([*base, "-o", str(tmp_path / "o"), "--strength", "0", "--scratches", "auto",
+                 "--scratch-threshold", "0.3", "--mask-grow", "2", "--face-strength", "0.5"]) == 0
+    with Image.open(tmp_path / "o" / "p.png") as out, Image.open(img) as orig:
+        assert np.array_equal(np.asarray(out), np.asarray(orig))  # 48x32: multiples of 16, no resize
+    err = capsys.readouterr().err
+    assert "Adjusted: strength 0 (default 1), face_strength 0.5 (default 1), scratch_threshold 0.3" in err
+    assert main([*base, "-o", str(tmp_path / "bad"), "--strength", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "strength must be between 0 and 1 (got 1.5)" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()

@@ -105,6 +105,27 @@ def test_selection_to_layer_mask(offsets, size):
     assert np.array_equal(np.frombuffer(got, np.uint8).reshape(size[1], size[0]), want)
 
 
+@pytest.mark.parametrize(
+    ("offsets", "size"),
+    [((0, 0), (20, 15)), ((3, 4), (8, 6)), ((-5, 2), (12, 9)), ((14, 10), (12, 9)), ((-3, -3), (30, 25)),
+     ((40, 40), (5, 5))],
+)
+def test_layer_mask_to_image_channel(offsets, size):
+    """The "Scratch mask" channel: the layer's mask on the canvas, 0 where the layer is not."""
+    mask = (RNG.integers(0, 2, (size[1], size[0])) * 255).astype(np.uint8)
+    got = np.frombuffer(pixels.image_mask_from_layer_mask(mask.tobytes(), (20, 15), offsets, size), np.uint8)
+    want = np.zeros((15, 20), np.uint8)
+    ox, oy = offsets
+    for y in range(size[1]):
+        for x in range(size[0]):
+            if 0 <= x + ox < 20 and 0 <= y + oy < 15:
+                want[y + oy, x + ox] = mask[y, x]
+    assert np.array_equal(got.reshape(15, 20), want)
+    # and back: the selection of that channel is the layer's mask where the layer is on the canvas
+    back = np.frombuffer(pixels.layer_mask_from_selection(got.tobytes(), (20, 15), offsets, size), np.uint8)
+    assert np.array_equal(back.reshape(size[1], size[0]), _reference_mask(want, offsets, size))
+
+
 def test_feathered_selection_counts_from_half():
     sel = np.array([[0, 127, 128, 255]], np.uint8)
     got = pixels.layer_mask_from_selection(sel.tobytes(), (4, 1), (0, 0), (4, 1))

@@ -37,7 +37,12 @@ def test_api_is_documented_under_restore(client):
     endpoints = info["named_endpoints"]
     assert "/restore" in endpoints
     names = [p["parameter_name"] for p in endpoints["/restore"]["parameters"]]
-    assert names == ["photo", "scratches", "painted", "faces", "hr"]
+    assert names == ["photo", "scratches", "painted", "faces", "hr", "strength", "face_strength",
+                     "scratch_threshold", "mask_grow"]
+    params = {p["parameter_name"]: p for p in endpoints["/restore"]["parameters"]}
+    defaults = {k: params[k]["parameter_default"] for k in names[5:]}
+    assert defaults == {"strength": 1, "face_strength": 1, "scratch_threshold": 0.4, "mask_grow": 0}
+    assert all(params[k]["parameter_has_default"] for k in names[1:])
     # the page's helper events are not part of the public API
     assert set(endpoints) == {"/restore"}
 
@@ -122,3 +127,23 @@ def test_missing_weights_explain_how_to_get_them(tmp_path, photo):
     assert "model weights are not available" in msg
     assert "oldphoto weights download" in msg and "--weights-dir" in msg
     assert "&#" not in msg and "&lt;" not in msg  # plain text for API clients
+
+
+def test_adjustments_are_optional_api_parameters(client, photo):
+    """A call written before the adjustments existed (positional, five values) still works and gives
+    the defaults' result; strength 0 gives the photo back (128x96 needs no resize); a bad value gets
+    the library's message naming the range."""
+    old_style = client.predict(handle_file(str(photo)), "none", None, False, False, api_name="/restore")
+    explicit = client.predict(photo=handle_file(str(photo)), faces=False, strength=1, face_strength=1,
+                              scratch_threshold=0.4, mask_grow=0, api_name="/restore")
+    with Image.open(old_style[1]) as a, Image.open(explicit[1]) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert "Adjusted" not in old_style[2]
+    _slider, download, summary, _mask, _faces = client.predict(
+        photo=handle_file(str(photo)), faces=False, strength=0, api_name="/restore"
+    )
+    with Image.open(download) as out, Image.open(photo) as src:
+        assert np.array_equal(np.asarray(out), np.asarray(src.convert("RGB")))
+    assert "Adjusted: strength 0 (default 1)." in summary
+    with pytest.raises(AppError, match=r"mask_grow must be a whole number of pixels from 0 to 64"):
+        client.predict(photo=handle_file(str(photo)), faces=False, mask_grow=2.5, api_name="/restore")

@@ -191,3 +191,16 @@ def test_demo_subcommand_is_registered_with_its_options():
     assert (args.host, args.port, args.weights_dir, args.max_side, args.device) == ("127.0.0.1", 7999, "w", 0, "auto")
     defaults = build_parser().parse_args(["demo"])
     assert (defaults.port, defaults.max_side, defaults.no_examples) == (7860, service.DEFAULT_MAX_SIDE, False)
+
+
+def test_kept_results_are_bounded_and_requests_carry_the_adjustments():
+    """The sliders' store keeps the latest sessions only (a public demo's memory stays bounded)."""
+    kept = service.KeptResults(max_sessions=2)
+    for key in "abc":
+        kept.put(key, key, key)  # type: ignore[arg-type]
+    assert kept.get("a") is None and kept.get("c") == ("c", "c")
+    kept.forget("c")
+    assert kept.get("c") is None
+    p = service.prepare_photo(Image.new("RGB", (32, 24)))
+    req = service.build_request(p, "none", None, hr=False, faces=True, strength=0.5, mask_grow=3)
+    assert req.adjust == {"strength": 0.5, "face_strength": 1.0, "scratch_threshold": 0.4, "mask_grow": 3}

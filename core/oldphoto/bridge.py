@@ -27,10 +27,17 @@ Messages, client -> worker (key ``op``):
 
 * ``hello`` -> ``{"type": "hello", "protocol", "version", "python", "pid"}``
 * ``restore`` with ``width``, ``height``, ``scratches`` (``none`` | ``auto`` | ``mask``), ``hr``,
-  ``faces``; payload = RGB u8 (``width*height*3``), then for ``mask`` one byte per pixel (0 / 255,
-  white = damage). Replies: any number of ``{"type": "progress", "fraction", "message"}``, then
-  ``{"type": "result", "width", "height", "faces", "timings"}`` with the RGB u8 payload, or
-  ``{"type": "error", "kind", "message"}`` (message written for the user), or ``{"type": "cancelled"}``.
+  ``faces``, the adjustments ``strength``, ``face_strength``, ``scratch_threshold``, ``mask_grow``
+  (``Restorer.restore``'s keywords, same defaults) and ``want_mask``; payload = RGB u8
+  (``width*height*3``), then for ``mask`` one byte per pixel (0 / 255, white = damage). Replies: any
+  number of ``{"type": "progress", "fraction", "message"}``, then ``{"type": "result", "width",
+  "height", "faces", "mask_source", "timings", "notes", "mask"}`` with the RGB u8 payload, followed
+  when ``want_mask`` and a mask was used (``"mask": true``) by the mask used at the image's size (one
+  byte per pixel, 0 / 255); or ``{"type": "error", "kind", "message"}`` (message written for the
+  user), or ``{"type": "cancelled"}``.
+* ``detect`` with ``width``, ``height``, ``scratch_threshold``, ``mask_grow``; payload = RGB u8. Replies:
+  progress, then ``{"type": "mask", "width", "height"}`` with the detected mask (one byte per pixel,
+  0 / 255), or an error / cancelled as for ``restore``. Only the scratch U-Net runs.
 * ``cancel`` while a restore runs; closing the connection cancels too (GIMP kills a plug-in whose
   progress is cancelled, which closes its end).
 * ``status`` -> ``{"type": "status", "done", "failed", "cancelled", "busy", "last_job"}``
@@ -62,13 +69,16 @@ except ImportError:  # copied next to the GIMP plug-in: a standalone module with
         """Same role as oldphoto.errors.OldPhotoError: the message is for the user."""
 
 
-PROTOCOL = 1
+PROTOCOL = 2
+"""2: the adjustments, ``want_mask`` and ``detect`` (a version-1 worker would ignore them silently)."""
 MAGIC = b"OPB1"
 _HEAD = struct.Struct("!4sIQ")
 MAX_JSON = 1 << 20
 MAX_PAYLOAD = 5 * 64_000_000  # RGB + mask of the 64 MP input limit (oldphoto.imageio.MAX_PIXELS)
 CONFIG_NAME = "oldphoto-worker.json"
 """The config file ``oldphoto gimp install`` writes next to the plug-in."""
+SCRATCH_THRESHOLD = 0.4
+"""``oldphoto.stages.detect.THRESHOLD``, repeated because this module must stay standard-library only."""
 START_TIMEOUT = 180.0
 """Seconds a starting worker may take (importing torch from a cold disk can take a minute)."""
 
@@ -420,33 +430,72 @@ class WorkerClient:
         mask: bytes | None = None,
         hr: bool = False,
         faces: bool = True,
+        strength: float = 1.0,
+        face_strength: float = 1.0,
+        scratch_threshold: float = SCRATCH_THRESHOLD,
+        mask_grow: int = 0,
+        want_mask: bool = False,
         progress: Progress | None = None,
     ) -> tuple[bytes, dict[str, Any]]:
-        """Restore 8-bit RGB pixels; returns the result's RGB bytes (same size) and its info."""
+        """Restore 8-bit RGB pixels; returns the result's RGB bytes (same size) and its info.
+
+        With ``want_mask`` the info's ``"mask_pixels"`` holds the scratch mask used (0 / 255 bytes at
+        the image's size), or None when no mask was used.
+        """
         if len(rgb) != width * height * 3:
             raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
         if (scratches == "mask") != (mask is not None):
             raise ValueError("pass a mask exactly when scratches='mask'")
         if mask is not None and len(mask) != width * height:
             raise ValueError(f"mask has {len(mask)} bytes, expected {width * height}")
-        header = {"op": "restore", "width": width, "height": height, "scratches": scratches, "hr": hr, "faces": faces}
+        header = {"op": "restore", "width": width, "height": height, "scratches": scratches, "hr": hr, "faces": faces,
+                  "strength": strength, "face_strength": face_strength, "scratch_threshold": scratch_threshold,
+                  "mask_grow": mask_grow, "want_mask": want_mask}
         self._send(header, rgb + (mask or b""))
+        reply, payload = self._await("result", progress)
+        n = width * height * 3
+        expected = n + (width * height if reply.get("mask") else 0)
+        if len(payload) != expected:
+            raise ProtocolError(f"result has {len(payload)} bytes, expected {expected}")
+        reply["mask_pixels"] = payload[n:] if reply.get("mask") else None
+        return payload[:n], reply
+
+    def detect(
+        self,
+        rgb: bytes,
+        width: int,
+        height: int,
+        *,
+        scratch_threshold: float = SCRATCH_THRESHOLD,
+        mask_grow: int = 0,
+        progress: Progress | None = None,
+    ) -> bytes:
+        """The scratch mask the worker detects in 8-bit RGB pixels: one byte per pixel, 0 / 255."""
+        if len(rgb) != width * height * 3:
+            raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
+        self._send({"op": "detect", "width": width, "height": height, "scratch_threshold": scratch_threshold,
+                    "mask_grow": mask_grow}, rgb)
+        _reply, payload = self._await("mask", progress)
+        if len(payload) != width * height:
+            raise ProtocolError(f"mask has {len(payload)} bytes, expected {width * height}")
+        return payload
+
+    def _await(self, kind: str, progress: Progress | None) -> tuple[dict[str, Any], bytes]:
+        """Progress messages until the ``kind`` reply (or an error / cancelled, raised)."""
         while True:
             reply, payload = self._recv()
-            kind = reply.get("type")
-            if kind == "progress":
+            got = reply.get("type")
+            if got == "progress":
                 if progress is not None:
                     progress(float(reply.get("fraction", 0.0)), str(reply.get("message", "")))
-            elif kind == "result":
-                if len(payload) != width * height * 3:
-                    raise ProtocolError(f"result has {len(payload)} bytes, expected {width * height * 3}")
-                return payload, reply
-            elif kind == "cancelled":
+            elif got == kind:
+                return reply, payload
+            elif got == "cancelled":
                 raise WorkerCancelled()
-            elif kind == "error":
+            elif got == "error":
                 raise WorkerError(str(reply.get("message")), str(reply.get("kind")))
             else:
-                raise ProtocolError(f"unexpected reply {kind!r}")
+                raise ProtocolError(f"unexpected reply {got!r}")
 
     def cancel(self) -> None:
         self._send({"op": "cancel"})

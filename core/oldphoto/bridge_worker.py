@@ -123,39 +123,81 @@ class Worker:
         elif op == "shutdown":
             send({"type": "bye"})
             raise _Stop()
-        elif op == "restore":
+        elif op in ("restore", "detect"):
             cancel = threading.Event()
             current["cancel"] = cancel
             try:
-                self._restore(msg, payload, send, cancel)
+                (self._restore if op == "restore" else self._detect)(msg, payload, send, cancel)
             finally:
                 current.pop("cancel", None)
         else:
             send({"type": "error", "kind": "ProtocolError", "message": f"unknown request {op!r}"})
 
     def _restore(self, msg: dict[str, Any], payload: bytes, send: Callable, cancel: threading.Event) -> None:
-        t0 = time.perf_counter()
         try:
             w, h = int(msg["width"]), int(msg["height"])
             scratches = msg.get("scratches", "none")
             hr, faces = bool(msg.get("hr", False)), bool(msg.get("faces", True))
+            adjust = _adjustments(msg, "strength", "face_strength", "scratch_threshold", "mask_grow")
+            want_mask = bool(msg.get("want_mask", False))
             if scratches not in ("none", "auto", "mask"):
                 raise InputError(f"scratches must be none, auto or mask, not {scratches!r}")
-            if w <= 0 or h <= 0:
-                raise InputError(f"the image is empty ({w}x{h})")
-            n = w * h * 3
-            expected = n + (w * h if scratches == "mask" else 0)
-            if len(payload) != expected:
-                raise InputError(f"got {len(payload)} bytes of pixels for a {w}x{h} request, expected {expected}")
+            n = _check_pixels(w, h, payload, w * h if scratches == "mask" else 0)
         except (KeyError, TypeError, ValueError) as exc:
-            send({"type": "error", "kind": "ProtocolError", "message": f"bad restore request: {exc}"})
-            self._count("failed")
-            return
+            return self._refuse(send, "ProtocolError", f"bad restore request: {exc}")
         except InputError as exc:
-            send({"type": "error", "kind": "InputError", "message": str(exc)})
-            self._count("failed")
-            return
-        job = {"width": w, "height": h, "scratches": scratches, "hr": hr, "faces": faces}
+            return self._refuse(send, "InputError", str(exc))
+        job = {"width": w, "height": h, "scratches": scratches, "hr": hr, "faces": faces, **adjust}
+
+        def work(progress: Callable[[float, str], None]) -> tuple[dict[str, Any], bytes]:
+            rgb = np.frombuffer(payload, np.uint8, count=n).reshape(h, w, 3)
+            mask = np.frombuffer(payload, np.uint8, offset=n).reshape(h, w) if scratches == "mask" else None
+            res = self.restorer.restore(
+                rgb, scratches="auto" if scratches == "auto" else "none", mask=mask, hr=hr, faces=faces,
+                progress=progress, cancel=cancel, **adjust,
+            )
+            out = np.ascontiguousarray(np.asarray(res.image.convert("RGB"), dtype=np.uint8))
+            if out.shape != (h, w, 3):
+                raise OldPhotoError(f"internal error: the result is {out.shape[1]}x{out.shape[0]}, not {w}x{h}")
+            extra = b""
+            used = getattr(res, "mask", None)
+            if want_mask and used is not None:
+                extra = _mask_bytes(used, w, h)
+            timings = {k: round(float(v), 3) for k, v in getattr(res, "timings", {}).items()}
+            header = {"type": "result", "width": w, "height": h, "faces": len(getattr(res, "faces", []) or []),
+                      "mask_source": getattr(res, "mask_source", "none"), "timings": timings,
+                      "notes": list(getattr(res, "notes", [])), "mask": bool(extra)}
+            return header, out.tobytes() + extra
+
+        self._job("restore", job, work, send, cancel, hr)
+
+    def _detect(self, msg: dict[str, Any], payload: bytes, send: Callable, cancel: threading.Event) -> None:
+        try:
+            w, h = int(msg["width"]), int(msg["height"])
+            adjust = _adjustments(msg, "scratch_threshold", "mask_grow")
+            n = _check_pixels(w, h, payload, 0)
+        except (KeyError, TypeError, ValueError) as exc:
+            return self._refuse(send, "ProtocolError", f"bad detect request: {exc}")
+        except InputError as exc:
+            return self._refuse(send, "InputError", str(exc))
+        job = {"width": w, "height": h, "scratches": "detect", **adjust}
+
+        def work(progress: Callable[[float, str], None]) -> tuple[dict[str, Any], bytes]:
+            rgb = np.frombuffer(payload, np.uint8, count=n).reshape(h, w, 3)
+            mask = self.restorer.detect_scratches(rgb, progress=progress, **adjust)
+            return {"type": "mask", "width": w, "height": h}, _mask_bytes(mask, w, h)
+
+        self._job("detect", job, work, send, cancel, False)
+
+    def _refuse(self, send: Callable, kind: str, message: str) -> None:
+        send({"type": "error", "kind": kind, "message": message})
+        self._count("failed")
+
+    def _job(self, op: str, job: dict[str, Any], work: Callable, send: Callable, cancel: threading.Event,
+             hr: bool) -> None:
+        """Run ``work(progress)`` as the one job at a time: progress, cancel and every failure as messages."""
+        t0 = time.perf_counter()
+        w, h = job["width"], job["height"]
         with self._stats_lock:
             self.stats["last_job"] = job
         if not self._job_lock.acquire(blocking=False):
@@ -174,41 +216,67 @@ class Worker:
                     cancel.set()
                     raise Cancelled() from None
 
-            rgb = np.frombuffer(payload, np.uint8, count=n).reshape(h, w, 3)
-            mask = np.frombuffer(payload, np.uint8, offset=n).reshape(h, w) if scratches == "mask" else None
             try:
-                res = self.restorer.restore(
-                    rgb, scratches="auto" if scratches == "auto" else "none", mask=mask, hr=hr, faces=faces,
-                    progress=progress, cancel=cancel,
-                )
-                out = np.ascontiguousarray(np.asarray(res.image.convert("RGB"), dtype=np.uint8))
-                if out.shape != (h, w, 3):
-                    raise OldPhotoError(f"internal error: the result is {out.shape[1]}x{out.shape[0]}, not {w}x{h}")
+                header, out = work(progress)
             except Cancelled:
                 self._count("cancelled")
-                _log(f"restore {w}x{h} cancelled after {time.perf_counter() - t0:.1f} s")
+                _log(f"{op} {w}x{h} cancelled after {time.perf_counter() - t0:.1f} s")
                 with contextlib.suppress(OSError, ValueError):
                     send({"type": "cancelled"})
                 return
             except Exception as exc:  # every failure becomes a message for the user
                 self._count("failed")
                 kind, message = _friendly(exc, w, h, hr)
-                _log(f"restore {w}x{h} failed: {kind}: {message}")
+                _log(f"{op} {w}x{h} failed: {kind}: {message}")
                 if kind == "InternalError":
                     traceback.print_exc(file=sys.stderr)
                 with contextlib.suppress(OSError, ValueError):
                     send({"type": "error", "kind": kind, "message": message})
                 return
             self._count("done")
-            timings = {k: round(float(v), 3) for k, v in getattr(res, "timings", {}).items()}
-            send({"type": "result", "width": w, "height": h, "faces": len(getattr(res, "faces", []) or []),
-                  "mask_source": getattr(res, "mask_source", "none"), "timings": timings}, out.tobytes())
-            _log(f"restore {w}x{h} scratches={scratches} hr={int(hr)} faces={int(faces)}: "
-                 f"{time.perf_counter() - t0:.2f} s")
+            send(header, out)
+            options = " ".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in job.items()
+                               if k not in ("width", "height"))
+            _log(f"{op} {w}x{h} {options}: {time.perf_counter() - t0:.2f} s")
         finally:
             with self._stats_lock:
                 self.stats["busy"] = False
             self._job_lock.release()
+
+
+def _adjustments(msg: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The adjustment keywords a request carries (absent ones keep the Restorer's defaults).
+
+    Only the types are checked here; ``Restorer`` checks the ranges and says which they are.
+    """
+    out: dict[str, Any] = {}
+    for name in names:
+        if name in msg:
+            value = msg[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(f"{name} must be a number, not {value!r}")
+            out[name] = value
+    return out
+
+
+def _check_pixels(w: int, h: int, payload: bytes, extra: int) -> int:
+    """Bytes of RGB in a request's payload, after checking its size (``extra``: the mask's bytes)."""
+    if w <= 0 or h <= 0:
+        raise InputError(f"the image is empty ({w}x{h})")
+    n = w * h * 3
+    if len(payload) != n + extra:
+        raise InputError(f"got {len(payload)} bytes of pixels for a {w}x{h} request, expected {n + extra}")
+    return n
+
+
+def _mask_bytes(mask: np.ndarray, w: int, h: int) -> bytes:
+    """A bool mask as one 0 / 255 byte per pixel at the request's size (``imageio.resize_mask``)."""
+    from .imageio import resize_mask
+
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != (h, w):
+        m = resize_mask(m, (w, h))
+    return np.where(m, 255, 0).astype(np.uint8).tobytes()
 
 
 def _friendly(exc: BaseException, w: int, h: int, hr: bool) -> tuple[str, str]:

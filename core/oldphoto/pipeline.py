@@ -7,6 +7,7 @@ use and kept, so a GUI or a worker process pays the load once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -23,7 +24,8 @@ from . import imageio
 from .device import resolve_device
 from .errors import Cancelled, InputError
 from .progress import add_layer_ticks, ticking
-from .stages.resize import LANCZOS, check_processable, resize
+from .stages.adjust import SCRATCH_THRESHOLD, Controls
+from .stages.resize import check_processable
 from .weights import load_state_dict
 from .weights.progress import reporting as download_progress
 
@@ -65,7 +67,31 @@ class RestoreResult:
     """One ``oldphoto.stages.faces.FaceResult`` per enhanced face, in blending order."""
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    """Things the user should know about this result (e.g. faces left out by ``max_faces``)."""
+    """Things the user should know about this result (e.g. faces left out by ``max_faces``, controls
+    that differ from their defaults)."""
+    controls: Controls = field(default_factory=Controls)
+    """The strength, face_strength, scratch_threshold and mask_grow used (``oldphoto.stages.adjust``)."""
+
+    def reblend(self, *, strength: float | None = None, face_strength: float | None = None) -> RestoreResult:
+        """This result with another ``strength`` / ``face_strength``, without running any network.
+
+        Mixes the kept intermediates again (``oldphoto.stages.adjust.compose``, the same function
+        ``Restorer.restore`` ends with), so the pixels equal those of a fresh restore with these
+        values. ``None`` keeps a value as it was.
+        """
+        from .stages import adjust
+
+        old = self.controls
+        new = adjust.check_controls(
+            old.strength if strength is None else strength,
+            old.face_strength if face_strength is None else face_strength,
+            old.scratch_threshold,
+            old.mask_grow,
+        )
+        image = adjust.compose(self.processed_input, self.global_image, self.faces, strength=new.strength,
+                               face_strength=new.face_strength, size=self.image.size)
+        notes = [n for n in self.notes if n != old.note()] + ([new.note()] if new.note() else [])
+        return dataclasses.replace(self, image=image, controls=new, notes=notes)
 
 
 class Restorer:
@@ -172,14 +198,17 @@ class Restorer:
         image: Image.Image | np.ndarray | str | os.PathLike | bytes,
         *,
         progress: ProgressFn | None = None,
+        scratch_threshold: float = SCRATCH_THRESHOLD,
+        mask_grow: int = 0,
     ) -> np.ndarray:
         """The scratch mask ``scratches="auto"`` would use, as bool HxW at the photo's own size.
 
         For front ends that let people correct the detected mask before restoring (pass it back
-        as ``mask=``); only the U-Net runs.
+        as ``mask=``); only the U-Net runs. ``scratch_threshold`` and ``mask_grow`` as in :meth:`restore`.
         """
-        from .stages import detect
+        from .stages import adjust, detect
 
+        controls = adjust.check_controls(scratch_threshold=scratch_threshold, mask_grow=mask_grow)
         photo = imageio.load_rgb(image)
         check_processable(photo.size, "scratch", _photo_name(image))
         self._check_memory(photo.size, "quality", faces=False, hr=False)
@@ -187,7 +216,9 @@ class Restorer:
             progress(0.0, "Detecting scratches")
         with torch.inference_mode():
             processed = detect.resize_full_size(photo)
-            mask = detect.detect_mask(self.net("detection_unet"), processed, device=self.device)
+            mask = detect.detect_mask(self.net("detection_unet"), processed, device=self.device,
+                                      threshold=controls.scratch_threshold)
+            mask = adjust.grow_mask(mask, controls.mask_grow) if controls.mask_grow else mask
         if progress is not None:
             progress(1.0, "Done")
         return imageio.resize_mask(mask, photo.size)
@@ -205,6 +236,10 @@ class Restorer:
         cancel: threading.Event | None = None,
         max_faces: int = 32,
         min_face_size: int = 0,
+        strength: float = 1.0,
+        face_strength: float = 1.0,
+        scratch_threshold: float = SCRATCH_THRESHOLD,
+        mask_grow: int = 0,
     ) -> RestoreResult:
         """Restore one photo.
 
@@ -214,12 +249,24 @@ class Restorer:
         official code it only changes the global stage when scratches are handled.
         ``max_faces`` bounds the face work (most confident first; ``notes`` says when faces were
         left out); ``min_face_size`` ignores detections smaller than that many pixels.
+
+        Controls (``oldphoto.stages.adjust``; the defaults give the official result to the bit):
+        ``strength`` in [0, 1] keeps that share of the global restoration, ``original + strength *
+        (restored - original)`` at the processing size, before the faces are blended (0: the input,
+        faces still enhanced when asked for). ``face_strength`` in [0, 1] scales each face's blending
+        mask (0: faces as the global stage made them). The faces are found and enhanced on the
+        global-stage result whatever the strengths, so ``RestoreResult.reblend`` can change both
+        later without a network. ``scratch_threshold`` in [0, 1] is the U-Net probability from
+        which a pixel is damage (official 0.4; lower finds more). ``mask_grow`` (0 to
+        ``adjust.MASK_GROW_MAX`` px) dilates the detected or given mask by a disk of that radius,
+        at the processing size.
         """
-        from .stages import detect
+        from .stages import adjust, detect
         from .stages import restore as restore_stage
 
         if scratches not in ("none", "auto"):
             raise InputError(f"scratches must be 'none' or 'auto', not {scratches!r}.")
+        controls = adjust.check_controls(strength, face_strength, scratch_threshold, mask_grow)
         timings: dict[str, float] = {}
         notes: list[str] = []
         use_mask = mask is not None or scratches == "auto"
@@ -279,10 +326,13 @@ class Restorer:
                     mask_source = "user"
                 else:
                     report("detect", 0.1, "Detecting scratches")
-                    mask_arr = detect.detect_mask(self.net("detection_unet"), processed, device=self.device)
+                    mask_arr = detect.detect_mask(self.net("detection_unet"), processed, device=self.device,
+                                                  threshold=controls.scratch_threshold)
                     mask_source = "detected"
                     timings["detect"] = time.perf_counter() - t
                     done += weights["detect"]
+                if controls.mask_grow:
+                    mask_arr = adjust.grow_mask(mask_arr, controls.mask_grow)
             else:
                 processed = restore_stage.resize_quality(photo)
 
@@ -297,13 +347,12 @@ class Restorer:
             done += weights["restore"]
 
             face_results: list[Any] = []
-            final = global_img
             if faces:
                 from .stages import faces as face_stage
 
                 t = time.perf_counter()
                 report("faces", 0.05, "Looking for faces")
-                final_arr, face_results = face_stage.enhance_faces(
+                face_results = face_stage.find_faces(
                     np.asarray(global_img),
                     detector=self.net("retinaface_resnet50"),
                     generator=self.net("face_gen_512" if hr else "face_gen_256"),
@@ -314,12 +363,18 @@ class Restorer:
                     min_face_size=min_face_size,
                     notes=notes,
                 )
-                final = Image.fromarray(final_arr, "RGB")
+                if face_results:
+                    report("faces", 0.9, "Blending faces")
+            final = adjust.compose(processed, global_img, face_results, strength=controls.strength,
+                                   face_strength=controls.face_strength, size=orig_size)
+            if faces:
                 timings["faces"] = time.perf_counter() - t
                 done += weights["faces"]
 
-        if final.size != orig_size:
-            final = resize(final, orig_size, LANCZOS)
+        if controls.scratch_threshold != adjust.Controls().scratch_threshold and mask_source == "user":
+            notes.append("scratch_threshold applies to detected scratches only; the given mask was used as it is.")
+        if controls.note():
+            notes.append(controls.note())  # type: ignore[arg-type]
         if progress is not None:
             progress(1.0, "Done")
         return RestoreResult(
@@ -331,6 +386,7 @@ class Restorer:
             faces=face_results,
             timings=timings,
             notes=notes,
+            controls=controls,
         )
 
 

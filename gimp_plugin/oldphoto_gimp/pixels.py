@@ -120,3 +120,32 @@ def mask_is_empty(mask: bytes) -> bool:
 def _check(data: bytes, expected: int, what: str) -> None:
     if len(data) != expected:
         raise ValueError(f"{what} buffer has {len(data)} bytes, expected {expected}")
+
+
+def image_mask_from_layer_mask(
+    mask: bytes,
+    image_size: tuple[int, int],
+    layer_offsets: tuple[int, int],
+    layer_size: tuple[int, int],
+) -> bytes:
+    """A layer-sized 0/255 mask placed on the image's canvas (GIMP channels are image-sized).
+
+    The inverse of :func:`layer_mask_from_selection`: the layer may be offset, smaller than or partly
+    outside the canvas; canvas pixels the layer does not cover get 0, layer pixels off the canvas are
+    dropped.
+    """
+    iw, ih = image_size
+    ox, oy = layer_offsets
+    lw, lh = layer_size
+    _check(mask, lw * lh, "mask")
+    out = bytearray(iw * ih)
+    x0, x1 = max(ox, 0), min(ox + lw, iw)
+    y0, y1 = max(oy, 0), min(oy + lh, ih)
+    if x0 >= x1 or y0 >= y1:
+        return bytes(out)
+    n = x1 - x0
+    for y in range(y0, y1):
+        src = (y - oy) * lw + (x0 - ox)
+        dst = y * iw + x0
+        out[dst:dst + n] = mask[src:src + n]
+    return bytes(out)

@@ -4,7 +4,8 @@
 GIMP's Python has no torch, so this file only moves pixels: it reads the active layer as 8-bit sRGB,
 sends it to an oldphoto worker (``oldphoto_bridge.py``, installed next to this file together with
 the worker's config, see ``oldphoto gimp install``), and puts the answer into a new layer
-"Restored" above the original, in one undo group. The original layer is never written.
+"Restored" above the original (optionally with a layer mask from the damage mask), and/or the
+damage mask into a channel "Scratch mask", all in one undo group. The original layer is never written.
 
 Install with ``oldphoto gimp install``: GIMP only loads ``plug-ins/<name>/<name>.py`` when the file
 is executable, and the bridge and pixel helpers must sit beside it.
@@ -35,11 +36,22 @@ HELP = (
     "Scratches: 'None' for photos without scratches or tears; 'Detect' finds scratches "
     "automatically; 'Use selection as damage mask' repairs exactly the selected areas (select the "
     "scratches first). HR uses the high-resolution scratch model and 512 px faces (slower).\n\n"
+    "Strength: how much of the restoration is kept (lower it when the result looks too smooth). Face "
+    "strength: how much of each enhanced face is blended in (lower it when a face looks wrong). "
+    "Scratch threshold: lower finds more damage, higher spares thin lines that are not scratches. "
+    "Mask grow: widens the damage mask by that many pixels when scratch edges stay visible.\n\n"
+    "Output: 'New layer', or 'New layer with a layer mask from the damage mask' (paint the mask black "
+    "to take a repair back), or 'Detect scratches only' (no layer: the detected mask becomes the "
+    "channel 'Scratch mask'). 'Add the damage mask as a channel' also saves the mask used as the "
+    "channel 'Scratch mask': edit it, then Select > From Channel and run again with 'Use selection "
+    "as damage mask'.\n\n"
     "The computation runs in the oldphoto worker (the Python environment where oldphoto is "
     "installed); run `oldphoto gimp install` there to (re)connect this plug-in."
 )
 SCRATCHES = {"none": "none", "detect": "auto", "selection": "mask"}
 """Dialog choice -> bridge ``scratches`` value."""
+CHANNEL_NAME = "Scratch mask"
+OUTPUTS = ("layer", "layer-mask", "detect-only")
 
 
 class PluginError(Exception):
@@ -95,13 +107,27 @@ def restore_layer(image, drawables, config) -> None:
     scratches = SCRATCHES.get(config.get_property("scratches"), "none")
     faces = bool(config.get_property("faces"))
     hr = bool(config.get_property("hr"))
+    output = config.get_property("output")
+    output = output if output in OUTPUTS else "layer"
+    want_channel = bool(config.get_property("mask-channel")) or output == "detect-only"
+    adjust = {
+        "strength": float(config.get_property("strength")),
+        "face_strength": float(config.get_property("face-strength")),
+        "scratch_threshold": float(config.get_property("scratch-threshold")),
+        "mask_grow": int(config.get_property("mask-grow")),
+    }
+    if scratches == "none" and output != "detect-only" and (output == "layer-mask" or want_channel):
+        what = ("'New layer with a layer mask from the damage mask'" if output == "layer-mask"
+                else "'Add the damage mask as a channel'")
+        raise PluginError(f"{what} needs a damage mask: set Scratches to 'Detect automatically' or "
+                          "'Use selection as damage mask'.")
 
     here = os.path.dirname(os.path.abspath(__file__))
     worker_config = bridge.WorkerConfig.load(os.path.join(here, bridge.CONFIG_NAME))  # fail before any work
     w, h = src.get_width(), src.get_height()
     _, ox, oy = src.get_offsets()
     rect = Gegl.Rectangle.new(0, 0, w, h)
-    mask = _selection_mask(image, (ox, oy), (w, h)) if scratches == "mask" else None
+    mask = _selection_mask(image, (ox, oy), (w, h)) if scratches == "mask" and output != "detect-only" else None
 
     Gimp.progress_init(f"{LABEL}: reading the layer")
     rgba = src.get_buffer().get(rect, 1.0, pixels.READ_RGBA, Gegl.AbyssPolicy.CLAMP)
@@ -116,13 +142,52 @@ def restore_layer(image, drawables, config) -> None:
             status(message)
 
     status("connecting to the oldphoto worker")
+    out_rgb = used_mask = None
     with bridge.WorkerClient.connect(worker_config, status=status) as client:
-        out_rgb, _info = client.restore(rgb, w, h, scratches=scratches, mask=mask, hr=hr, faces=faces,
-                                        progress=progress)
-    status("writing the Restored layer")
-    _write_result(image, src, out_rgb, rect)
+        if output == "detect-only":
+            used_mask = client.detect(rgb, w, h, scratch_threshold=adjust["scratch_threshold"],
+                                      mask_grow=adjust["mask_grow"], progress=progress)
+        else:
+            out_rgb, info = client.restore(rgb, w, h, scratches=scratches, mask=mask, hr=hr, faces=faces,
+                                           want_mask=want_channel or output == "layer-mask", progress=progress,
+                                           **adjust)
+            used_mask = info.get("mask_pixels")
+    status("writing the result")
+    image.undo_group_start()  # layer, layer mask and channel: one step in Edit > Undo
+    try:
+        if out_rgb is not None:
+            dst = _write_result(image, src, out_rgb, rect)
+            if output == "layer-mask" and used_mask is not None:
+                _add_layer_mask(dst, used_mask, rect)
+        if want_channel and used_mask is not None:
+            _add_channel(image, used_mask, (ox, oy), (w, h))
+    finally:
+        image.undo_group_end()
     Gimp.progress_update(1.0)
     Gimp.displays_flush()
+
+
+def _add_layer_mask(layer, mask: bytes, rect) -> None:
+    """A layer mask from the damage mask: white (the repair shows) where damage was repaired."""
+    lm = layer.create_mask(Gimp.AddMaskType.BLACK)
+    layer.add_mask(lm)
+    buf = lm.get_buffer()
+    buf.set(rect, pixels.SELECTION, mask)
+    buf.flush()
+    lm.update(0, 0, rect.width, rect.height)
+
+
+def _add_channel(image, mask: bytes, offsets: tuple[int, int], size: tuple[int, int]) -> None:
+    """The damage mask as the image-sized channel "Scratch mask" (white = damage), on top of the channels."""
+    iw, ih = image.get_width(), image.get_height()
+    color = Gegl.Color.new("red")
+    channel = Gimp.Channel.new(image, CHANNEL_NAME, iw, ih, 50.0, color)
+    image.insert_channel(channel, None, 0)
+    buf = channel.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, iw, ih), pixels.SELECTION, pixels.image_mask_from_layer_mask(mask, (iw, ih),
+                                                                                                 offsets, size))
+    buf.flush()
+    channel.update(0, 0, iw, ih)
 
 
 def _selection_mask(image, offsets: tuple[int, int], size: tuple[int, int]) -> bytes:
@@ -139,8 +204,8 @@ def _selection_mask(image, offsets: tuple[int, int], size: tuple[int, int]) -> b
     return mask
 
 
-def _write_result(image, src, rgb: bytes, rect) -> None:
-    """New layer "Restored" above ``src``: same size, offsets and alpha, in the image's precision.
+def _write_result(image, src, rgb: bytes, rect):
+    """New layer "Restored" above ``src`` (returned): same size, offsets and alpha, in the image's precision.
 
     The restored color is written as 8-bit sRGB (babl converts it to the image's precision and
     linear/perceptual encoding), then read back in the native component type so that the alpha
@@ -153,26 +218,23 @@ def _write_result(image, src, rgb: bytes, rect) -> None:
         layer_type = Gimp.ImageType.GRAYA_IMAGE if has_alpha else Gimp.ImageType.GRAY_IMAGE
     else:
         layer_type = Gimp.ImageType.RGBA_IMAGE if has_alpha else Gimp.ImageType.RGB_IMAGE
-    image.undo_group_start()
-    try:
-        dst = Gimp.Layer.new(image, "Restored", w, h, layer_type, 100.0, Gimp.LayerMode.NORMAL)
-        image.insert_layer(dst, src.get_parent(), image.get_item_position(src))
-        _, ox, oy = src.get_offsets()
-        dst.set_offsets(ox, oy)
-        buf = dst.get_buffer()
-        if has_alpha:
-            buf.set(rect, pixels.READ_RGBA, pixels.rgb_to_opaque_rgba(rgb, w, h))
-            native = pixels.native_rgba_format(image.get_precision().value_nick)
-            _, bpc = pixels.component_type(image.get_precision().value_nick)
-            color = buf.get(rect, 1.0, native, Gegl.AbyssPolicy.CLAMP)
-            alpha = src.get_buffer().get(rect, 1.0, native, Gegl.AbyssPolicy.CLAMP)
-            buf.set(rect, native, pixels.splice_alpha(color, alpha, bpc))
-        else:
-            buf.set(rect, pixels.NETWORK_RGB, rgb)
-        buf.flush()
-        dst.update(0, 0, w, h)
-    finally:
-        image.undo_group_end()
+    dst = Gimp.Layer.new(image, "Restored", w, h, layer_type, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(dst, src.get_parent(), image.get_item_position(src))
+    _, ox, oy = src.get_offsets()
+    dst.set_offsets(ox, oy)
+    buf = dst.get_buffer()
+    if has_alpha:
+        buf.set(rect, pixels.READ_RGBA, pixels.rgb_to_opaque_rgba(rgb, w, h))
+        native = pixels.native_rgba_format(image.get_precision().value_nick)
+        _, bpc = pixels.component_type(image.get_precision().value_nick)
+        color = buf.get(rect, 1.0, native, Gegl.AbyssPolicy.CLAMP)
+        alpha = src.get_buffer().get(rect, 1.0, native, Gegl.AbyssPolicy.CLAMP)
+        buf.set(rect, native, pixels.splice_alpha(color, alpha, bpc))
+    else:
+        buf.set(rect, pixels.NETWORK_RGB, rgb)
+    buf.flush()
+    dst.update(0, 0, w, h)
+    return dst
 
 
 class RestoreOldPhoto(Gimp.PlugIn):
@@ -201,6 +263,28 @@ class RestoreOldPhoto(Gimp.PlugIn):
                                GObject.ParamFlags.READWRITE)
         p.add_boolean_argument("hr", "_HR (high resolution)",
                                "High-resolution scratch model and 512 px faces (slower)", False,
+                               GObject.ParamFlags.READWRITE)
+        # the controls of Restorer.restore; the defaults give the official result
+        p.add_double_argument("strength", "Stren_gth", "How much of the restoration is kept (0 = the original)",
+                              0.0, 1.0, 1.0, GObject.ParamFlags.READWRITE)
+        p.add_double_argument("face-strength", "Face stre_ngth", "How much of each enhanced face is blended in",
+                              0.0, 1.0, 1.0, GObject.ParamFlags.READWRITE)
+        p.add_double_argument("scratch-threshold", "Scratch _threshold",
+                              "Detection probability from which a pixel is a scratch (lower finds more)",
+                              0.0, 1.0, bridge.SCRATCH_THRESHOLD, GObject.ParamFlags.READWRITE)
+        p.add_int_argument("mask-grow", "Mas_k grow (pixels)", "Widen the damage mask by this many pixels",
+                           0, 64, 0, GObject.ParamFlags.READWRITE)
+        out = Gimp.Choice.new()
+        out.add("layer", 0, "New layer", "The result in a new layer 'Restored'")
+        out.add("layer-mask", 1, "New layer with a layer mask from the damage mask",
+                "Only the repaired damage shows; paint the mask black to take a repair back")
+        out.add("detect-only", 2, "Detect scratches only",
+                "No layer: the detected damage mask becomes the channel 'Scratch mask'")
+        p.add_choice_argument("output", "Out_put", "What the filter adds to the image", out, "layer",
+                              GObject.ParamFlags.READWRITE)
+        p.add_boolean_argument("mask-channel", "Add the _damage mask as a channel",
+                               "Save the damage mask used as the channel 'Scratch mask' (edit it, then Select > "
+                               "From Channel and run with 'Use selection as damage mask')", False,
                                GObject.ParamFlags.READWRITE)
         return p
 

@@ -11,6 +11,7 @@ import html
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ def build_app(
 
     holder = service.RestorerHolder(restorer_factory)
     results = service.ResultStore()
+    kept = service.KeptResults()  # each session's last result, for the strength sliders
 
     # Cancel: one Event per browser session for its running job. Gradio's own cancel only stops the
     # page from waiting; the Event makes the Restorer stop at its next layer (oldphoto.progress). On
@@ -124,12 +126,14 @@ def build_app(
         return report
 
     def gpu_restore(photo: Image.Image, mask: np.ndarray | None, scratches: str, hr: bool, faces: bool,
-                    progress: Any = None, cancel: threading.Event | None = None) -> Any:
+                    progress: Any = None, cancel: threading.Event | None = None,
+                    adjust: dict[str, Any] | None = None) -> Any:
         return holder.get().restore(photo, scratches=scratches, mask=mask, hr=hr, faces=faces,
-                                    progress=reporter(progress), cancel=cancel)
+                                    progress=reporter(progress), cancel=cancel, **(adjust or {}))
 
-    def gpu_detect(photo: Image.Image, progress: Any = None) -> np.ndarray:
-        return holder.get().detect_scratches(photo, progress=reporter(progress))
+    def gpu_detect(photo: Image.Image, progress: Any = None, scratch_threshold: float = service.SCRATCH_THRESHOLD
+                   ) -> np.ndarray:
+        return holder.get().detect_scratches(photo, progress=reporter(progress), scratch_threshold=scratch_threshold)
 
     run_on_gpu = on_gpu(gpu_restore)  # imports `spaces` (when present) before the Restorer touches CUDA
     detect_on_gpu = on_gpu(gpu_detect, duration=lambda photo, *_, **__: gpu_seconds(photo, faces=False))
@@ -167,11 +171,12 @@ def build_app(
     def show_editor(scratches: str) -> Any:
         return gr.update(visible=scratches == "paint")
 
-    def detect_into_editor(photo: str | None, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+    def detect_into_editor(photo: str | None, scratch_threshold: float = service.SCRATCH_THRESHOLD,
+                           progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
         """Run detection and hand its mask to the brush editor for correction."""
         try:
             prepared = service.prepare_photo(photo, max_side=max_side)
-            mask = detect_on_gpu(prepared.photo, progress)  # only the U-Net, not a whole restoration
+            mask = detect_on_gpu(prepared.photo, progress, scratch_threshold)  # only the U-Net
         except Exception as exc:
             raise _error(exc) from exc
         preview = service.editor_preview(prepared.photo)
@@ -185,6 +190,10 @@ def build_app(
         painted: dict | None = None,
         faces: bool = True,
         hr: bool = False,
+        strength: float = 1.0,
+        face_strength: float = 1.0,
+        scratch_threshold: float = service.SCRATCH_THRESHOLD,
+        mask_grow: float = 0,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker here
         request: gr.Request = None,  # type: ignore[assignment]  # injected by Gradio (session for Cancel)
     ) -> tuple[Any, ...]:
@@ -196,22 +205,30 @@ def build_app(
             painted: image-editor value whose layers mark damage (alpha or white = damage); only for "paint".
             faces: enhance detected faces.
             hr: high-resolution mode (patch-attention scratch model, 512 px faces).
+            strength: 0..1, share of the global restoration kept (1 = full, the default).
+            face_strength: 0..1, how much of each enhanced face is blended in (default 1).
+            scratch_threshold: 0..1, detection probability from which a pixel is a scratch (default 0.4).
+            mask_grow: 0..64, pixels by which the scratch mask is widened (default 0).
 
         Returns:
             (before, after) images, the full-resolution PNG, a summary, the scratch mask used, face crops.
         """
         try:
             prepared = service.prepare_photo(photo, max_side=max_side)
-            req = service.build_request(prepared, scratches, painted, hr=hr, faces=faces)
+            req = service.build_request(prepared, scratches, painted, hr=hr, faces=faces, strength=strength,
+                                        face_strength=face_strength, scratch_threshold=scratch_threshold,
+                                        mask_grow=mask_grow)
             for notice in prepared.notices:
                 gr.Warning(notice)
             cancel = running[session_key(request)] = threading.Event()
             try:
-                result = run_on_gpu(prepared.photo, req.mask, req.scratches, req.hr, req.faces, progress, cancel)
+                result = run_on_gpu(prepared.photo, req.mask, req.scratches, req.hr, req.faces, progress, cancel,
+                                    req.adjust)
             finally:
                 if running.get(session_key(request)) is cancel:
                     del running[session_key(request)]
             out = service.package_result(prepared, result, results.new_folder())
+            kept.put(session_key(request), prepared, result)
         except Exception as exc:
             if isinstance(exc, service.InputError) and photo:
                 exc = service.InputError(_shown_name(str(exc), photo))
@@ -223,6 +240,24 @@ def build_app(
             out.mask,
             out.faces,
         )
+
+    def readjust(strength: float, face_strength: float, request: gr.Request = None) -> tuple[Any, ...]:  # type: ignore[assignment]
+        """Strength sliders moved: re-blend this session's last result (no network runs, no GPU)."""
+        item = kept.get(session_key(request))
+        if item is None:
+            return gr.skip(), gr.skip(), gr.skip()  # nothing restored yet: the values apply to the next Restore
+        prepared, result = item
+        t = time.perf_counter()
+        try:
+            out = service.reblend(prepared, result, strength, face_strength, results.new_folder())
+        except Exception as exc:
+            raise _error(exc) from exc
+        log.info("re-blended with strength %g, face strength %g in %.2f s (no network)", strength, face_strength,
+                 time.perf_counter() - t)
+        return (out.before, out.after), str(out.download), out.summary
+
+    def forget(request: gr.Request = None) -> None:  # type: ignore[assignment]
+        kept.forget(session_key(request))
 
     # delete_cache: uploads and results in Gradio's cache are removed after an hour, as ours are.
     with gr.Blocks(title="oldphoto: bring old photos back to life", delete_cache=(1800, 3600)) as demo:
@@ -248,6 +283,15 @@ def build_app(
                 with gr.Row():
                     faces = gr.Checkbox(value=True, label="Enhance faces", elem_id="faces")
                     hr = gr.Checkbox(value=False, label="High-resolution mode (HR)", elem_id="hr")
+                with gr.Accordion("Adjust", open=False, elem_id="adjust"):
+                    gr.Markdown(service.ADJUST_HELP, padding=True)
+                    strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength", elem_id="strength")
+                    face_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Face strength",
+                                              elem_id="face-strength")
+                    scratch_threshold = gr.Slider(0, 1, value=service.SCRATCH_THRESHOLD, step=0.05,
+                                                  label="Scratch threshold", elem_id="scratch-threshold")
+                    mask_grow = gr.Slider(0, service.MASK_GROW_MAX, value=0, step=1, label="Mask grow (pixels)",
+                                          elem_id="mask-grow")
                 with gr.Row():
                     restore_btn = gr.Button("Restore", variant="primary", elem_id="restore-btn", scale=3)
                     cancel_btn = gr.Button("Cancel", variant="secondary", elem_id="cancel-btn", scale=1)
@@ -274,20 +318,24 @@ def build_app(
             lambda: None, outputs=photo, api_visibility="private"
         )
         photo.change(fill_editor, inputs=[photo, scratches], outputs=editor, api_visibility="private")
+        photo.change(forget, api_visibility="private", queue=False)
         scratches.change(show_editor, inputs=scratches, outputs=paint_group, api_visibility="private").then(
             fill_editor, inputs=[photo, scratches], outputs=editor, api_visibility="private"
         )
-        detect_btn.click(detect_into_editor, inputs=photo, outputs=editor, api_visibility="private",
+        detect_btn.click(detect_into_editor, inputs=[photo, scratch_threshold], outputs=editor, api_visibility="private",
                          concurrency_id="restore", concurrency_limit=1)
         restore_job = restore_btn.click(
             restore,
-            inputs=[photo, scratches, editor, faces, hr],
+            inputs=[photo, scratches, editor, faces, hr, strength, face_strength, scratch_threshold, mask_grow],
             outputs=[slider, download, summary, mask_img, faces_gallery],
             api_name=API_NAME,
             concurrency_id="restore",
             concurrency_limit=1,
         )
         restore_job.success(lambda: gr.update(visible=True), outputs=download, api_visibility="private")
+        for control in (strength, face_strength):
+            control.release(readjust, inputs=[strength, face_strength], outputs=[slider, download, summary],
+                            api_visibility="private", concurrency_id="adjust", concurrency_limit=4)
         cancel_btn.click(cancel_job, api_visibility="private", cancels=[restore_job], queue=False)
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
     return demo

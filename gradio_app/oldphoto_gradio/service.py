@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from PIL import Image
 
 from oldphoto import imageio
 from oldphoto.errors import InputError, OldPhotoError, WeightsError
+from oldphoto.stages.adjust import MASK_GROW_MAX, SCRATCH_THRESHOLD
 from oldphoto.stages.resize import LANCZOS, resize
 
 from .masks import editor_to_mask, mask_preview
@@ -96,6 +98,18 @@ def editor_preview(photo: Image.Image, max_side: int = EDITOR_MAX_SIDE) -> Image
     return resize(photo, size, LANCZOS)
 
 
+ADJUST_HELP = (
+    "**Strength**: how much of the restoration is kept (lower it when the photo looks too smooth or "
+    "painted). **Face strength**: how much of each enhanced face is blended in (lower it when a face "
+    "looks wrong). Moving these two after a restore re-blends the kept result at once, without running "
+    "the networks again. **Scratch threshold**: lower finds more damage, higher spares thin lines that "
+    "are not scratches (fence posts, wires); it also applies to “Start from the detected scratches”. "
+    "**Mask grow**: widens the scratch mask by that many pixels when scratch edges stay visible. These "
+    "two change what the networks see, so they apply at the next **Restore**. The defaults give the "
+    "original method's result."
+)
+
+
 @dataclass
 class Request:
     """Keyword arguments for ``Restorer.restore`` decided from the form."""
@@ -104,12 +118,26 @@ class Request:
     mask: np.ndarray | None
     hr: bool
     faces: bool
+    adjust: dict[str, Any] = field(default_factory=lambda: {
+        "strength": 1.0, "face_strength": 1.0, "scratch_threshold": SCRATCH_THRESHOLD, "mask_grow": 0})
+    """``strength``, ``face_strength``, ``scratch_threshold``, ``mask_grow`` (the library checks them)."""
 
 
 def build_request(
-    prepared: Prepared, scratches: str, editor: Mapping[str, Any] | None, *, hr: bool, faces: bool
+    prepared: Prepared,
+    scratches: str,
+    editor: Mapping[str, Any] | None,
+    *,
+    hr: bool,
+    faces: bool,
+    strength: float = 1.0,
+    face_strength: float = 1.0,
+    scratch_threshold: float = SCRATCH_THRESHOLD,
+    mask_grow: float = 0,
 ) -> Request:
-    """The form's scratch option -> ``scratches`` / ``mask`` arguments of the library."""
+    """The form's scratch option -> ``scratches`` / ``mask`` arguments of the library, plus the adjustments."""
+    adjust = {"strength": strength, "face_strength": face_strength, "scratch_threshold": scratch_threshold,
+              "mask_grow": mask_grow}
     if scratches == "paint":
         mask = editor_to_mask(editor, prepared.photo.size)
         if mask is None:
@@ -117,10 +145,45 @@ def build_request(
                 "You chose to paint the damaged areas but nothing is painted yet: paint over the scratches "
                 "in the editor (or choose “Detect scratches automatically”)."
             )
-        return Request("none", mask, bool(hr), bool(faces))
+        return Request("none", mask, bool(hr), bool(faces), adjust)
     if scratches in ("none", "auto"):
-        return Request(scratches, None, bool(hr), bool(faces))
+        return Request(scratches, None, bool(hr), bool(faces), adjust)
     raise UserError(f"Unknown scratch option {scratches!r}; use one of: none, auto, paint.")
+
+
+class KeptResults:
+    """The last restoration of each browser session, for the strength sliders to re-blend.
+
+    A ``RestoreResult`` keeps the intermediates (processed input, global result, enhanced faces);
+    ``RestoreResult.reblend`` mixes them again without a network. Only the most recent sessions are
+    kept (``max_sessions``), so a public demo's memory stays bounded.
+    """
+
+    def __init__(self, max_sessions: int = 16) -> None:
+        self.max_sessions = max_sessions
+        self._items: OrderedDict[str, tuple[Prepared, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, session: str, prepared: Prepared, result: Any) -> None:
+        with self._lock:
+            self._items[session] = (prepared, result)
+            self._items.move_to_end(session)
+            while len(self._items) > self.max_sessions:
+                self._items.popitem(last=False)
+
+    def get(self, session: str) -> tuple[Prepared, Any] | None:
+        with self._lock:
+            return self._items.get(session)
+
+    def forget(self, session: str) -> None:
+        with self._lock:
+            self._items.pop(session, None)
+
+
+def reblend(prepared: Prepared, result: Any, strength: float, face_strength: float,
+            out_dir: str | Path | None = None) -> Outputs:
+    """A kept result with other strengths, packaged like a restore (the library does the mixing)."""
+    return package_result(prepared, result.reblend(strength=strength, face_strength=face_strength), out_dir)
 
 
 def user_message(err: BaseException) -> str:
@@ -226,6 +289,9 @@ def package_result(prepared: Prepared, result: Any, out_dir: str | Path | None =
     if result.timings:
         parts.append(f"{sum(result.timings.values()):.1f} s")
     summary = " · ".join(parts) + "."
+    notes = [n for n in getattr(result, "notes", []) if n]
+    if notes:
+        summary += " " + " ".join(notes)
     if prepared.notices:
         summary = "\n\n".join([*(f"⚠️ {n}" for n in prepared.notices), summary])
     return Outputs(
@@ -246,7 +312,11 @@ def check_photo(src: str | Path | None) -> None:
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
+    "ADJUST_HELP",
     "InputError",
+    "KeptResults",
+    "MASK_GROW_MAX",
+    "SCRATCH_THRESHOLD",
     "Outputs",
     "Prepared",
     "Request",
@@ -257,5 +327,6 @@ __all__ = [
     "editor_preview",
     "package_result",
     "prepare_photo",
+    "reblend",
     "user_message",
 ]

@@ -230,3 +230,64 @@ def test_cancel_stops_the_restoration_on_the_server(browser, seeded_weights_dir,
         assert outcomes == ["cancelled"]
         assert not pg.locator("#download").is_visible()
         context.close()
+
+
+def test_moving_strength_reblends_without_running_the_networks(browser, seeded_weights_dir, old_photo):
+    """Adjust ▸ Strength after a restore: the shown result changes, and the Restorer is not called
+    again (a counter on the real Restorer's network entry points)."""
+    import urllib.request
+
+    from oldphoto import Restorer
+
+    calls: list[str] = []
+
+    class Counting(Restorer):
+        def restore(self, *args, **kwargs):
+            calls.append("restore")
+            return super().restore(*args, **kwargs)
+
+        def detect_scratches(self, *args, **kwargs):
+            calls.append("detect")
+            return super().detect_scratches(*args, **kwargs)
+
+    factory = lambda: Counting(device="cpu", weights_dir=seeded_weights_dir)  # noqa: E731
+    with serve(seeded_weights_dir, restorer_factory=factory) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(url)
+        pg.wait_for_selector("#restore-btn", timeout=60_000)
+        pg.locator("#photo input[type=file]").set_input_files(str(old_photo))
+        pg.get_by_label("Enhance faces").uncheck()
+        pg.locator("#photo img").first.wait_for(state="visible", timeout=30_000)
+        pg.click("#restore-btn")
+        pg.locator("#download").wait_for(state="visible", timeout=240_000)
+        assert calls == ["restore"]
+        after = pg.locator("#result img").nth(1)
+        first_src = after.get_attribute("src")
+        assert "Adjusted" not in pg.locator("#summary").inner_text()
+
+        pg.get_by_text("Adjust", exact=True).click()
+        box = pg.locator("#strength input[type=number]")
+        box.wait_for(state="visible", timeout=10_000)
+        assert "without running the networks again" in pg.locator("#adjust").inner_text()
+        t0 = time.monotonic()
+        box.fill("0.3")
+        box.press("Tab")  # the slider's "release": the value is final
+        pg.locator("#summary").filter(has_text="strength 0.3 (default 1)").wait_for(timeout=60_000)
+        elapsed = time.monotonic() - t0
+        pg.wait_for_function("s => document.querySelectorAll('#result img')[1].src !== s", arg=first_src,
+                             timeout=30_000)
+        shot(pg, "7-strength-reblended")
+        new_src = after.get_attribute("src")
+        with urllib.request.urlopen(first_src) as a, urllib.request.urlopen(new_src) as b:  # noqa: S310 - 127.0.0.1
+            before_png, after_png = a.read(), b.read()
+        from io import BytesIO
+
+        with Image.open(BytesIO(before_png)) as x, Image.open(BytesIO(after_png)) as y:
+            assert x.size == y.size and x.tobytes() != y.tobytes()
+        assert calls == ["restore"], f"the networks ran again: {calls}"
+        context.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+    print(f"re-blend in the browser: {elapsed:.2f} s")

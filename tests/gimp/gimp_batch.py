@@ -4,8 +4,9 @@ would and writes what it saw to ``$OLDPHOTO_T/out/`` (``report.json`` plus raw p
 host test, which has numpy and torch, can check the pixels against ``Restorer.restore``.
 
 ``OLDPHOTO_CASES=main``: four images (8-bit with an offset layer on a larger canvas, 16-bit linear
-with a selection as damage mask, 32-bit float, grayscale), a 3x500 layer that is too small, then a
-run with the last values.
+with a selection as damage mask, 32-bit float, grayscale), a 3x500 layer that is too small, the controls
+(detected scratches with a layer mask and the "Scratch mask" channel; "Detect scratches only"), then two
+runs with last values.
 ``OLDPHOTO_CASES=fail``: one run that must fail (the worker cannot be found).
 ``OLDPHOTO_CASES=ui``: one INTERACTIVE run (GUI GIMP on Xvfb, gimp_ui.sh presses OK in the dialog).
 Only GIMP's Python (stdlib + gi) is available here.
@@ -47,13 +48,13 @@ def native(img):
     return "R'G'B'A " + kind
 
 
-def call(img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, **options):
+def call(img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, props=None, **options):
     proc = pdb.lookup_procedure(PROC)
     cfg = proc.create_config()
     cfg.set_property("run-mode", run_mode)
     cfg.set_property("image", img)
     cfg.set_core_object_array("drawables", [layer])
-    for key, value in options.items():
+    for key, value in {**options, **(props or {})}.items():
         cfg.set_property(key, value)
         assert cfg.get_property(key) == value, f"option {key}={value!r} was not accepted"
     res = proc.run(cfg)
@@ -62,12 +63,14 @@ def call(img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, **options):
     return status.value_nick, message
 
 
-def run_case(name, img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, **options):
+def run_case(name, img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, props=None, **options):
     before_native = pixels(layer, native(img))
     dump(name + "-input.rgba", pixels(layer, "R'G'B'A u8"))
     n_before = len(img.get_layers())
-    status, message = call(img, layer, run_mode, **options)
+    c_before = len(img.get_channels())
+    status, message = call(img, layer, run_mode, props, **options)
     layers = img.get_layers()
+    channels = img.get_channels()
     case = {
         "status": status,
         "message": message,
@@ -77,8 +80,14 @@ def run_case(name, img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, **options):
         "original_size": [layer.get_width(), layer.get_height()],
         "original_offsets": list(layer.get_offsets()[1:]),
         "original_unchanged": pixels(layer, native(img)) == before_native,
+        "channels": [c.get_name() for c in channels],
+        "channels_added": len(channels) - c_before,
+        "canvas_size": [img.get_width(), img.get_height()],
     }
-    if status == "success":
+    for channel in channels:
+        if channel.get_name() == "Scratch mask":
+            dump(name + "-channel.y", pixels(channel, "Y u8"))
+    if status == "success" and len(layers) > n_before:
         restored = layers[img.get_item_position(layer) - 1]
         case.update(
             restored_name=restored.get_name(),
@@ -91,6 +100,10 @@ def run_case(name, img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, **options):
             else alpha_bytes(pixels(restored, native(img)), img) == alpha_bytes(before_native, img),
         )
         dump(name + "-restored.rgba", pixels(restored, "R'G'B'A u8"))
+        mask = restored.get_mask()
+        case["restored_has_mask"] = mask is not None
+        if mask is not None:
+            dump(name + "-layermask.y", pixels(mask, "Y u8"))
     report["cases"][name] = case
     save_report()
     return case
@@ -119,6 +132,7 @@ if mode == "main":
     img.resize(w + 40, h + 30, 0, 0)
     layer.set_offsets(17, 9)
     img16, img32, imgl, imgg = img.duplicate(), img.duplicate(), img.duplicate(), img.duplicate()
+    imgm, imgd, imgv = img.duplicate(), img.duplicate(), img.duplicate()
     run_case("u8", img, layer, scratches="none", faces=False, hr=False)
 
     # 16-bit linear light, the selection (in image coordinates) as the damage mask
@@ -142,6 +156,22 @@ if mode == "main":
     tlayer = Gimp.Layer.new(timg, "tiny", 3, 500, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
     timg.insert_layer(tlayer, None, 0)
     run_case("tiny", timg, tlayer, scratches="none", faces=False, hr=False)
+
+    # the controls: detected scratches at half strength, the mask grown by 1 px, the result with a
+    # layer mask from the damage mask, and that mask also saved as the "Scratch mask" channel
+    run_case("masked", imgm, imgm.get_layers()[0], scratches="detect", faces=False, hr=False,
+             props={"strength": 0.5, "mask-grow": 1, "output": "layer-mask", "mask-channel": True})
+    # "Detect scratches only": a channel and no layer
+    run_case("detect", imgd, imgd.get_layers()[0], scratches="none", faces=False, hr=False,
+             props={"output": "detect-only", "scratch-threshold": 0.3})
+
+    # every new value comes back from the saved settings (what the dialog's OK saves)
+    remembered = os.path.join(Gimp.directory(), "plug-in-settings", f"GimpProcedureConfigRun-{PROC}.last")
+    os.makedirs(os.path.dirname(remembered), exist_ok=True)
+    with open(remembered, "w") as f:
+        f.write('# settings\n\n(scratches "none")\n(faces no)\n(hr no)\n(strength 0.25)\n(face-strength 0.5)\n'
+                '(scratch-threshold 0.3)\n(mask-grow 2)\n(output "layer")\n(mask-channel no)\n\n# end of settings\n')
+    run_case("remembered", imgv, imgv.get_layers()[0], run_mode=Gimp.RunMode.WITH_LAST_VALS)
 
     # Last values: GIMP saves them only after an interactive run (the dialog's OK), which needs a
     # display. Save a config the way that OK does, then run WITH_LAST_VALS: the plug-in must get

@@ -4,10 +4,11 @@
 # Why: GIMP saves "last values" only after an interactive run, and only a real dialog shows that the
 # plug-in's dialog opens, fills from the last values and runs. Usage: gimp_ui.sh /tmp/<work dir>
 T=$1
+rm -f "$T/display"   # a number left from an earlier run would be read before Xvfb truncates the file
 Xvfb -displayfd 5 -screen 0 1280x1024x24 -nolisten tcp 5>"$T/display" 2>"$T/xvfb.log" &
 XPID=$!
 i=0
-while [ ! -s "$T/display" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+while ! grep -qx '[0-9][0-9]*' "$T/display" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 DISPLAY=:$(cat "$T/display")
 export DISPLAY
 (

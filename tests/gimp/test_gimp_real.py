@@ -129,9 +129,18 @@ def gimp_run(seeded_weights_dir, tmp_path_factory):
                 x, y, mw, mh = SELECTION
                 mask = np.zeros((h, w), np.uint8)
                 mask[y:y + mh, x:x + mw] = 255
+                from oldphoto.imageio import resize_mask
+
+                masked = r.restore(arr, scratches="auto", faces=False, strength=0.5, mask_grow=1)
+                remembered = r.restore(arr, faces=False, strength=0.25, face_strength=0.5, scratch_threshold=0.3,
+                                       mask_grow=2)
                 return {
                     "none": np.asarray(r.restore(arr, faces=False).image),
                     "mask": np.asarray(r.restore(arr, mask=mask, faces=False).image),
+                    "masked": np.asarray(masked.image),
+                    "masked_mask": resize_mask(masked.mask, (w, h)),
+                    "detect": r.detect_scratches(arr, scratch_threshold=0.3),
+                    "remembered": np.asarray(remembered.image),
                 }
 
             with ThreadPoolExecutor(1) as pool:
@@ -175,7 +184,8 @@ def test_procedure_is_registered_in_the_menu(gimp_run):
     report = gimp_run["report"]
     assert report["menu_paths"] == ["<Image>/Filters/Enhance"]
     assert report["menu_label"] == "Restore Old Photo…"
-    assert report["arguments"][3:] == ["scratches", "faces", "hr"]
+    assert report["arguments"][3:] == ["scratches", "faces", "hr", "strength", "face-strength", "scratch-threshold",
+                                       "mask-grow", "output", "mask-channel"]
 
 
 @pytest.mark.parametrize("case", ["u8", "u16", "f32"])
@@ -243,8 +253,64 @@ def test_last_values_are_used(gimp_run):
 
 def test_worker_kept_models_loaded(gimp_run):
     log = gimp_run["worker_log"].read_text()
-    assert len(re.findall(r"restore \d+x\d+ scratches=", log)) == 4, log
+    assert len(re.findall(r"restore \d+x\d+ scratches=", log)) == 6, log
+    assert len(re.findall(r"detect \d+x\d+ scratches=detect", log)) == 1, log
     assert len(set(re.findall(r"oldphoto worker (\d+):", log))) == 1, "one worker process served every run"
+
+
+def _on_canvas(mask: np.ndarray, canvas: list[int], offsets: tuple[int, int] = (17, 9)) -> np.ndarray:
+    out = np.zeros((canvas[1], canvas[0]), np.uint8)
+    h, w = mask.shape
+    out[offsets[1]:offsets[1] + h, offsets[0]:offsets[0] + w] = np.where(mask, 255, 0)
+    return out
+
+
+def test_layer_mask_output_and_scratch_mask_channel(gimp_run):
+    """Detected scratches, strength 0.5, mask grown 1 px: the Restored layer equals Restorer.restore with
+    those values, its layer mask and the "Scratch mask" channel are the mask used (white = damage)."""
+    c, (w, h) = gimp_run["report"]["cases"]["masked"], gimp_run["size"]
+    want = gimp_run["want"]
+    assert c["status"] == "success", c["message"]
+    assert c["layers_added"] == 1 and c["restored_name"] == "Restored" and c["original_unchanged"]
+    assert c["restored_has_mask"] and c["channels_added"] == 1 and c["channels"] == ["Scratch mask"]
+    out = gimp_run["work"] / "out"
+    got = _load(out, "masked-restored.rgba", w, h)
+    assert np.array_equal(got[..., :3], want["masked"])
+    used = want["masked_mask"]
+    assert 0 < used.mean() < 0.5  # a real mask, neither empty nor everything
+    layer_mask = np.frombuffer((out / "masked-layermask.y").read_bytes(), np.uint8).reshape(h, w)
+    assert np.array_equal(layer_mask, np.where(used, 255, 0))
+    cw, ch = c["canvas_size"]
+    channel = np.frombuffer((out / "masked-channel.y").read_bytes(), np.uint8).reshape(ch, cw)
+    assert np.array_equal(channel, _on_canvas(used, c["canvas_size"]))
+
+
+def test_detect_scratches_only_adds_a_channel_and_no_layer(gimp_run):
+    c = gimp_run["report"]["cases"]["detect"]
+    assert c["status"] == "success", c["message"]
+    assert c["layers_added"] == 0 and c["original_unchanged"]
+    assert c["channels_added"] == 1 and c["channels"] == ["Scratch mask"]
+    detected = gimp_run["want"]["detect"]
+    assert 0 < detected.mean() < 0.5
+    cw, ch = c["canvas_size"]
+    channel = np.frombuffer((gimp_run["work"] / "out" / "detect-channel.y").read_bytes(), np.uint8).reshape(ch, cw)
+    assert np.array_equal(channel, _on_canvas(detected, c["canvas_size"]))
+
+
+def test_new_values_are_remembered(gimp_run):
+    """A run with the last values gets every control back from the saved settings."""
+    from oldphoto import bridge
+
+    c, (w, h) = gimp_run["report"]["cases"]["remembered"], gimp_run["size"]
+    assert c["status"] == "success", c["message"]
+    assert c["layers_added"] == 1 and not c["restored_has_mask"] and c["channels_added"] == 0
+    got = _load(gimp_run["work"] / "out", "remembered-restored.rgba", w, h)
+    assert np.array_equal(got[..., :3], gimp_run["want"]["remembered"])
+    cfg = bridge.WorkerConfig(python=sys.executable, socket=str(gimp_run["work"] / "worker.sock"), transport="socket")
+    with bridge.WorkerClient.connect(cfg, start=False) as client:
+        job = client.status()["last_job"]
+    assert job["strength"] == 0.25 and job["face_strength"] == 0.5, job
+    assert job["scratch_threshold"] == 0.3 and job["mask_grow"] == 2, job
 
 
 def test_dialog_opens_with_the_last_values_and_saves_them(gimp_run):

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..stages.adjust import MASK_GROW_MAX, SCRATCH_THRESHOLD  # numpy and Pillow only: --help stays fast
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
 
 
@@ -51,6 +53,26 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
         help="float16 for the face generators, the quality mapping and the decoders (meant for CUDA: less memory; "
              "outputs move by a few levels in quality mode; slower on the CPU)",
     )
+    adjust = p.add_argument_group("adjustments (the defaults give the official result)")
+    adjust.add_argument(
+        "--strength", type=float, default=1.0, metavar="S",
+        help="0..1, share of the global restoration kept (0 = the input, 1 = full; default 1); "
+             "lower it when the restoration looks too smooth or painted",
+    )
+    adjust.add_argument(
+        "--face-strength", type=float, default=1.0, metavar="S",
+        help="0..1, how much of each enhanced face is blended in (default 1); lower it when faces look wrong",
+    )
+    adjust.add_argument(
+        "--scratch-threshold", type=float, default=SCRATCH_THRESHOLD, metavar="P",
+        help=f"0..1, detection probability from which a pixel is a scratch (default {SCRATCH_THRESHOLD:g}); "
+             "lower finds more damage, higher spares fence posts and other thin lines",
+    )
+    adjust.add_argument(
+        "--mask-grow", type=int, default=0, metavar="PX",
+        help=f"0..{MASK_GROW_MAX}, widen the detected or given scratch mask by this many pixels (default 0), "
+             "for scratches whose edges stay visible",
+    )
 
 
 def restorer_from_args(args: argparse.Namespace):
@@ -62,7 +84,18 @@ def restorer_from_args(args: argparse.Namespace):
 
 def restore_options(args: argparse.Namespace) -> dict:
     """The ``Restorer.restore`` keyword arguments that the options of :func:`add_restore_options` ask for."""
-    return {"scratches": args.scratches, "hr": args.hr, "faces": args.faces}
+    return {
+        "scratches": args.scratches, "hr": args.hr, "faces": args.faces,
+        "strength": args.strength, "face_strength": args.face_strength,
+        "scratch_threshold": args.scratch_threshold, "mask_grow": args.mask_grow,
+    }
+
+
+def check_restore_options(args: argparse.Namespace) -> None:
+    """Refuse out-of-range adjustments once, before any photo (an InputError naming the range)."""
+    from ..stages.adjust import check_controls
+
+    check_controls(args.strength, args.face_strength, args.scratch_threshold, args.mask_grow)
 
 
 def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[str]]:
@@ -135,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         return 1
     try:
+        check_restore_options(args)
         args.output.mkdir(parents=True, exist_ok=True)
         restorer = restorer_from_args(args)
     except (OldPhotoError, OSError) as exc:

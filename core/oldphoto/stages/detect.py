@@ -53,8 +53,13 @@ class Detection:
     unet_input: torch.Tensor
 
 
-def detect(net: torch.nn.Module, img: Image.Image, *, device: torch.device | str = "cpu") -> Detection:
-    """Run the U-Net on an image whose sides are multiples of 16 (see :func:`resize_full_size`)."""
+def detect(
+    net: torch.nn.Module, img: Image.Image, *, device: torch.device | str = "cpu", threshold: float = THRESHOLD
+) -> Detection:
+    """Run the U-Net on an image whose sides are multiples of 16 (see :func:`resize_full_size`).
+
+    ``threshold`` applies to the sigmoid probability (official: 0.4); lower marks more as damage.
+    """
     w, h = img.size
     x = unet_input(img)
     size = unet_size(h, w)
@@ -64,12 +69,14 @@ def detect(net: torch.nn.Module, img: Image.Image, *, device: torch.device | str
     p = torch.sigmoid(logits)
     if p.shape[2:] != (h, w):
         p = F.interpolate(p, (h, w), mode="nearest")
-    mask = (p >= THRESHOLD)[0, 0].cpu().numpy()
+    mask = (p >= threshold)[0, 0].cpu().numpy()
     return Detection(mask=mask, logits=logits.cpu(), unet_input=x)
 
 
-def detect_mask(net: torch.nn.Module, img: Image.Image, *, device: torch.device | str = "cpu") -> np.ndarray:
-    return detect(net, img, device=device).mask
+def detect_mask(
+    net: torch.nn.Module, img: Image.Image, *, device: torch.device | str = "cpu", threshold: float = THRESHOLD
+) -> np.ndarray:
+    return detect(net, img, device=device, threshold=threshold).mask
 
 
 def mask_to_png(mask: np.ndarray) -> Image.Image:

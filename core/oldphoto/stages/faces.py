@@ -47,7 +47,7 @@ def enhance_crop(crop: np.ndarray, generator: torch.nn.Module, device: torch.dev
     return to_uint8(out.float().cpu())[0].numpy()
 
 
-def enhance_faces(
+def find_faces(
     image: np.ndarray,
     *,
     detector: torch.nn.Module,
@@ -58,11 +58,12 @@ def enhance_faces(
     min_face_size: int = 0,
     max_faces: int | None = None,
     notes: list[str] | None = None,
-) -> tuple[np.ndarray, list[FaceResult]]:
-    """Detect, enhance and blend back every face of an H x W x 3 uint8 image.
+) -> list[FaceResult]:
+    """The network half of the face stage: detect, align and enhance every face of an H x W x 3 uint8 image.
 
-    Returns the blended uint8 image (same size) and the faces; with no face the image is returned
-    unchanged with ``[]``. ``progress(fraction, message)`` may raise (e.g. ``Cancelled``); it is not caught.
+    Kept apart from the blending so that a front end can blend the same faces again with another
+    strength (``oldphoto.stages.adjust``) without running a network. ``progress(fraction, message)``
+    may raise (e.g. ``Cancelled``); it is not caught.
     """
 
     def report(frac: float, msg: str) -> None:
@@ -82,7 +83,7 @@ def enhance_faces(
         detections = detections[:max_faces]
     if not detections:
         report(1.0, "No face found")
-        return image, []
+        return []
 
     n = len(detections)
     results: list[FaceResult] = []
@@ -92,8 +93,34 @@ def enhance_faces(
         crop = align.aligned_crop(image, matrix, size)
         enhanced = enhance_crop(crop, generator, device)
         results.append(FaceResult(det.box, det.score, det.landmarks, matrix, crop, enhanced))
+    return results
 
-    report(0.9, "Blending faces")
+
+def enhance_faces(
+    image: np.ndarray,
+    *,
+    detector: torch.nn.Module,
+    generator: torch.nn.Module,
+    size: int,
+    device: torch.device,
+    progress: Callable[[float, str], None] | None = None,
+    min_face_size: int = 0,
+    max_faces: int | None = None,
+    notes: list[str] | None = None,
+) -> tuple[np.ndarray, list[FaceResult]]:
+    """Detect, enhance and blend back every face of an H x W x 3 uint8 image (the official stage 4).
+
+    Returns the blended uint8 image (same size) and the faces; with no face the image is returned
+    unchanged with ``[]``. ``progress(fraction, message)`` may raise (e.g. ``Cancelled``); it is not caught.
+    """
+    image = np.ascontiguousarray(image)
+    results = find_faces(image, detector=detector, generator=generator, size=size, device=device,
+                         progress=progress, min_face_size=min_face_size, max_faces=max_faces, notes=notes)
+    if not results:
+        return image, []
+    if progress is not None:
+        progress(0.9, "Blending faces")
     blended = warpback.paste_faces(image, [(r.transform, r.enhanced) for r in results])
-    report(1.0, "Faces done")
+    if progress is not None:
+        progress(1.0, "Faces done")
     return blended, results

@@ -211,6 +211,7 @@ def paste_faces(
     faces: list[tuple[np.ndarray, np.ndarray]],
     *,
     debug: list[PasteDebug] | None = None,
+    face_strength: float = 1.0,
 ) -> np.ndarray:
     """SPEC d: blend restored faces ``[(T crop->photo, restored S x S x 3 u8), ...]`` into ``photo``.
 
@@ -218,6 +219,10 @@ def paste_faces(
     accumulates, so later faces are blended over earlier ones. Returns the final uint8 image
     (``img_as_ubyte(current / 255)``). With no faces the photo is returned unchanged (a copy).
     Warp, mask and alpha are computed on :func:`face_window` only (same values, far less work).
+
+    ``face_strength`` (not in the official code) scales each face's alpha after the blur: the
+    feathered mask keeps its shape and only its height changes, so 0 leaves the photo as it is
+    and 1 (the default, skipped) is the official blend to the bit.
     """
     if not faces:
         return photo.copy()
@@ -232,6 +237,8 @@ def paste_faces(
         warped = warp_back(matched, matrix, shape, window)
         back = backward_mask(fwd, matrix, shape, window)
         eroded, alpha = blend_alpha(back) if back.size else (back.astype(np.float64),) * 2
+        if face_strength != 1.0:
+            alpha = alpha * face_strength
         blend_into(current, warped, alpha, window)
         if debug is not None:
             debug.append(PasteDebug(
