@@ -73,3 +73,41 @@ def test_a_python_without_torch_is_named(tmp_path):
     fake.chmod(0o755)
     out = run(str(tmp_path / "o"), PYTHON=str(fake))
     assert out.returncode == 3 and "cannot import PyTorch" in out.stdout
+
+
+def test_refcheck_on_cuda_without_a_gpu_says_so(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    (tmp_path / "index.json").write_text('{"cases": []}')
+    out = subprocess.run([sys.executable, "-m", "oldphoto.refcheck", str(tmp_path), "--device", "cuda"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "sees no CUDA GPU" in out.stderr
+
+
+def test_on_device_wrapper_moves_arguments_results_and_captures():
+    """refcheck.OnDevice: what the case runners pass in and read back crosses over at each call."""
+    import torch
+
+    from oldphoto.refcheck import OnDevice
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(2.0))
+
+        def forward(self, x):
+            return x * self.w
+
+        def run(self, x, acts):
+            acts["double"] = x * self.w
+            return (x + 1, [x - 1])
+
+    wrapped = OnDevice(Net(), torch.device("cpu"))
+    x = torch.arange(3.0)
+    assert torch.equal(wrapped(x), 2 * x)
+    acts: dict = {}
+    plus, (minus,) = wrapped.run(x, acts)
+    assert torch.equal(plus, x + 1) and torch.equal(minus, x - 1) and torch.equal(acts["double"], 2 * x)
+    assert float(wrapped.w.detach()) == 2.0  # attributes and submodules are the network's own

@@ -108,7 +108,10 @@ class OnDevice:
 
     def _wrap(self, fn):
         def call(*args, **kwargs):
-            out = fn(*_moved(args, self._device), **_moved(kwargs, self._device))
+            dev = self._device
+            # dicts are the callee's output captures: passed as they are, their tensors moved back below
+            out = fn(*(a if isinstance(a, dict) else _moved(a, dev) for a in args),
+                     **{k: v if isinstance(v, dict) else _moved(v, dev) for k, v in kwargs.items()})
             for a in (*args, *kwargs.values()):
                 if isinstance(a, dict):
                     a.update(_moved(a, torch.device("cpu")))
