@@ -19,8 +19,9 @@ still runs), so that alignment, one generator call and blending are measured as 
 (``--no-inject-face`` keeps the plain detector; expect minutes of NMS and thousands of faces).
 Memory allocator: by default the child tunes malloc as the web app and the GIMP worker do
 (``keep_freed_memory_for_reuse(trim_after_jobs=True)``: freed layer outputs are reused within a photo
-and given back after it); ``--malloc default`` keeps glibc's defaults, as for the library used inside
-someone else's process (every big layer output is then zero-filled afresh: ~1/3 slower on the CPU).
+and given back after it); ``--malloc default`` keeps glibc's defaults (``Restorer(reuse_memory=False)``:
+every big layer output is then zero-filled afresh, ~1/3 slower on the CPU; a plain-Python Restorer
+now tunes malloc per job by itself, see bench_library_malloc.py).
 Timings on a shared machine are noisy; the load average is printed before and after.
 """
 
@@ -109,7 +110,8 @@ def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
 
         loader = seeded_state_dict
     r = Restorer(device=cfg["device"], weights_dir=cfg["weights_dir"], weights_loader=loader,
-                 exact_convs=cfg.get("exact_convs", False), half=cfg.get("half", False))
+                 exact_convs=cfg.get("exact_convs", False), half=cfg.get("half", False),
+                 reuse_memory=cfg.get("malloc", "server") == "server")
 
     load: dict[str, float] = {}
     for comp in r.components_for(scratches=use_mask and cfg["mask"] == "detect", hr=hr, faces=faces):
