@@ -241,7 +241,7 @@ def begin_scoped_job() -> bool:
     """Tune malloc for one Restorer job in a process that did not ask for it (a script, a notebook).
 
     Why: a library user otherwise gets glibc's defaults and the slow path (408x512 quality: 4.85 s
-    instead of 3.05 s) without knowing it. Scoped so that it cannot hurt the host: only the two
+    instead of 3.05 s, issue 15) without knowing it. Scoped so that it cannot hurt the host: only the two
     thresholds change, for the duration of the job; :func:`end_scoped_job` gives the kept memory
     back (``malloc_trim``) and sets them back to glibc's initial 128 KiB (glibc's *dynamic* mmap
     threshold, which only ever grows, stays frozen at that value afterwards: mallopt cannot
