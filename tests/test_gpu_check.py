@@ -17,6 +17,8 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("ti
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess:
     full = {**os.environ, "PYTHON": sys.executable, **env}
+    # the script finds the package itself; what the test runner's PYTHONPATH holds must not matter
+    full["PYTHONPATH"] = env.get("PYTHONPATH", "")
     if "OUT" not in env:
         full.pop("OUT", None)
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=full, timeout=120)
