@@ -19,8 +19,9 @@ still runs), so that alignment, one generator call and blending are measured as 
 (``--no-inject-face`` keeps the plain detector; expect minutes of NMS and thousands of faces).
 Memory allocator: by default the child tunes malloc as the web app and the GIMP worker do
 (``keep_freed_memory_for_reuse(trim_after_jobs=True)``: freed layer outputs are reused within a photo
-and given back after it); ``--malloc default`` keeps glibc's defaults, as for the library used inside
-someone else's process (every big layer output is then zero-filled afresh: ~1/3 slower on the CPU).
+and given back after it); ``--malloc default`` keeps glibc's defaults (``Restorer(reuse_memory=False)``:
+every big layer output is then zero-filled afresh, ~1/3 slower on the CPU; a plain-Python Restorer
+now tunes malloc per job by itself, see bench_library_malloc.py).
 Timings on a shared machine are noisy; the load average is printed before and after.
 """
 
@@ -103,8 +104,14 @@ def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
     size, mode, faces = cfg["size"], cfg["mode"], cfg["faces"]
     use_mask = mode != "quality"
     hr = mode == "hr"
-    r = Restorer(device=cfg["device"], weights_dir=cfg["weights_dir"], exact_convs=cfg.get("exact_convs", False),
-                 half=cfg.get("half", False))
+    loader = None
+    if cfg["weights_dir"] is None:  # no safetensors module (a bare GPU image): the same seeded tensors in memory
+        from oldphoto.seeded import seeded_state_dict
+
+        loader = seeded_state_dict
+    r = Restorer(device=cfg["device"], weights_dir=cfg["weights_dir"], weights_loader=loader,
+                 exact_convs=cfg.get("exact_convs", False), half=cfg.get("half", False),
+                 reuse_memory=cfg.get("malloc", "server") == "server")
 
     load: dict[str, float] = {}
     for comp in r.components_for(scratches=use_mask and cfg["mask"] == "detect", hr=hr, faces=faces):
@@ -170,10 +177,10 @@ def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- parent: configurations in children, tables --------------------------------------------------
-def run_config(args: argparse.Namespace, size: int, mode: str, faces: bool, weights: Path) -> dict[str, Any]:
+def run_config(args: argparse.Namespace, size: int, mode: str, faces: bool, weights: Path | None) -> dict[str, Any]:
     cfg = {
         "size": size, "mode": mode, "faces": faces, "repeat": args.repeat, "threads": args.threads, "exact_convs": args.exact_convs,
-        "device": args.device, "mask": args.mask, "inject_face": args.inject_face, "weights_dir": str(weights), "malloc": args.malloc, "half": args.half,
+        "device": args.device, "mask": args.mask, "inject_face": args.inject_face, "weights_dir": None if weights is None else str(weights), "malloc": args.malloc, "half": args.half,
     }
     t = time.perf_counter()
     proc = subprocess.run(
@@ -229,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(C.header(args.device))
     sizes = list(args.sizes) + ([2048] if args.include_2048 and 2048 not in args.sizes else [])
-    weights = C.seeded_weights_dir(args.weights_dir)
-    print(f"weights: seeded, {weights}; masks: {args.mask}; inject face: {args.inject_face}; repeat: {args.repeat}; convs: {'direct' if args.exact_convs else 'winograd (CPU)'}; malloc: {args.malloc}; half: {args.half}")
+    try:
+        weights: Path | None = C.seeded_weights_dir(args.weights_dir)
+    except ImportError:  # safetensors missing (e.g. a bare PyTorch image): generate them in each child
+        weights = None
+    print(f"weights: seeded, {weights or 'in memory (no safetensors module)'}; masks: {args.mask}; inject face: {args.inject_face}; repeat: {args.repeat}; convs: {'direct' if args.exact_convs else 'winograd (CPU)'}; malloc: {args.malloc}; half: {args.half}")
     print("peak RSS = VmHWM of the child during the timed runs (reset after load + warm-up);")
     print("run +MB = peak minus RSS before the run; load+warm-up peak = VmHWM before the reset.\n", flush=True)
     results: list[dict[str, Any]] = []
@@ -241,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(res)
                 print(f"  done {size} {mode} faces={faces}: "
                       + (res.get("error") or f"{res['total_s']:.2f} s, peak {res['peak_rss_mb']:.0f} MB")
+                      + (f", CUDA peak {res['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in res else "")
                       + f"  (load {C.load_average()})", flush=True)
+                if args.json:  # after every configuration: a run cut short by a time limit keeps its results
+                    args.json.write_text(json.dumps(results, indent=1))
     cols = COLUMNS + ([("cuda_mb", "CUDA peak MB")] if args.device.startswith("cuda") else [])
     print()
     print(C.fmt_table([row(r) for r in results], cols))

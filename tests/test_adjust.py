@@ -33,9 +33,9 @@ def restorer(seeded_weights_dir) -> Restorer:
 @pytest.fixture(scope="module")
 def face_restorer(seeded_weights_dir) -> Restorer:
     """A "loud" seeded face detector (random weights find faces everywhere), so faces get blended."""
-    from oldphoto.weights.manifests import load_manifest
     from oldphoto.seeded import global_seeded_state_dict
     from oldphoto.weights import load_state_dict
+    from oldphoto.weights.manifests import load_manifest
 
     def loud(component):
         if component == "retinaface_resnet50":

@@ -284,3 +284,55 @@ def test_restorer_tells_the_allocator_about_each_photo(tmp_path, monkeypatch):
         r.restore(np.zeros((48, 64, 3), np.uint8), mask=np.zeros((10, 10), bool), faces=False)
     r.detect_scratches(Image.new("RGB", (40, 32), "gray"))
     assert seen == [(64, 48, "scratch"), (40, 32, "quality")]
+
+
+SCOPED_CHILD = r"""
+import resource, sys
+import numpy as np
+from oldphoto import Restorer, memory
+def faults_per_cycle():
+    b = bytearray(64 * 2**20)
+    del b
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(4):
+        b = bytearray(64 * 2**20)
+        del b
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 4
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
+reuse, host = sys.argv[2] == "reuse", sys.argv[3] == "host"
+if host:
+    memory.keep_freed_memory_for_reuse()
+r = Restorer(device="cpu", weights_dir=sys.argv[1], reuse_memory=reuse)
+inside = []
+def progress(frac, msg):
+    if not inside:
+        inside.append(faults_per_cycle())
+r.detect_scratches(np.full((32, 40, 3), 128, np.uint8), progress=progress)
+print(inside[0], faults_per_cycle(), rss_mb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_restorer_tunes_malloc_for_its_jobs_only(tmp_path):
+    """A Restorer in a process that did not tune malloc (a script, a notebook) reuses freed blocks
+    during its job and leaves glibc's defaults (fresh pages for every big block) after it;
+    reuse_memory=False leaves malloc alone; a process's own setting is kept after the job."""
+    from oldphoto.seeded import write_seeded_weights
+
+    write_seeded_weights(tmp_path, ["detection_unet"])
+
+    def run(reuse: str, host: str) -> tuple[int, int]:
+        out = subprocess.run([sys.executable, "-c", SCOPED_CHILD, str(tmp_path), reuse, host],
+                             capture_output=True, text=True, check=True)
+        inside, after, _rss = out.stdout.split()
+        return int(inside), int(after)
+
+    pages = 64 * 2**20 // 4096
+    inside, after = run("reuse", "plain")
+    assert inside < pages // 10, "freed blocks are reused during the job"
+    assert after > pages * 0.9, "glibc's defaults are back after the job"
+    inside, after = run("off", "plain")
+    assert inside > pages * 0.9 and after > pages * 0.9
+    inside, after = run("reuse", "host")
+    assert inside < pages // 10 and after < pages // 10, "the process's own setting outlives the job"

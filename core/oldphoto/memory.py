@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -169,8 +170,12 @@ def check_fits(
     )
 
 
-_libc = None  # set once keep_freed_memory_for_reuse() has tuned malloc
+_libc = None  # set while malloc is tuned (by keep_freed_memory_for_reuse() or for a Restorer's job)
 _trim_after_jobs = False
+_process_tuned = False  # the process itself asked (the CLI, the web app, the GIMP worker)
+_scoped_jobs = 0  # Restorer jobs running with malloc tuned for their duration only
+_scope_lock = threading.Lock()
+GLIBC_DEFAULT_THRESHOLD = 128 * 1024  # glibc's initial M_MMAP_THRESHOLD and M_TRIM_THRESHOLD
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 KEEP_MMAP_THRESHOLD = 1 << 30  # blocks below this stay in the heap when freed (every layer output here)
 MAP_MMAP_THRESHOLD = 32 * MiB  # glibc's own ceiling for its dynamic threshold on 64-bit
@@ -194,35 +199,87 @@ def keep_freed_memory_for_reuse(*, trim_after_jobs: bool = False) -> bool:
     scratch/HR photos go back to ``mmap`` per job (:func:`job_started`). A long-lived process passes
     ``trim_after_jobs=True`` so that :func:`job_done` (called by the Restorer after each photo) gives
     the freed memory back between jobs (~50 ms); the one-shot CLI keeps it.
-    Process-wide, so only oldphoto's own entry points call this, never the library on import.
-    Returns whether the setting was applied.
+    Process-wide and lasting, so only oldphoto's own entry points call this, never the library on
+    import; a :class:`~oldphoto.pipeline.Restorer` in someone else's process tunes malloc per job
+    instead (:func:`begin_scoped_job`). Returns whether the setting was applied.
     """
-    global _libc, _trim_after_jobs
+    global _libc, _trim_after_jobs, _process_tuned
+    libc = _glibc()
+    if libc is None:
+        return False
+    with _scope_lock:
+        ok = _keep_freed(libc) and bool(libc.mallopt(_M_ARENA_MAX, 1))
+        if ok:
+            _libc, _trim_after_jobs, _process_tuned = libc, trim_after_jobs, True
+    return ok
+
+
+def _glibc():
+    """glibc through ctypes, or None where malloc is not glibc's (not Linux, musl)."""
     import ctypes
     import ctypes.util
     import sys
 
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = (
-            bool(libc.mallopt(_M_MMAP_THRESHOLD, KEEP_MMAP_THRESHOLD))
-            and bool(libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))
-            and bool(libc.mallopt(_M_ARENA_MAX, 1))
-        )
-        libc.malloc_trim  # noqa: B018 - glibc has it; a libc without it is not tuned at all
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
-        return False
-    if ok:
-        _libc, _trim_after_jobs = libc, trim_after_jobs
-    return ok
+        libc.mallopt  # noqa: B018 - glibc has both; a libc without them is not tuned at all
+        libc.malloc_trim  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def _keep_freed(libc) -> bool:
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, KEEP_MMAP_THRESHOLD)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
+    )
+
+
+def begin_scoped_job() -> bool:
+    """Tune malloc for one Restorer job in a process that did not ask for it (a script, a notebook).
+
+    Why: a library user otherwise gets glibc's defaults and the slow path (408x512 quality: 4.85 s
+    instead of 3.05 s, issue 15) without knowing it. Scoped so that it cannot hurt the host: only the two
+    thresholds change, for the duration of the job; :func:`end_scoped_job` gives the kept memory
+    back (``malloc_trim``) and sets them back to glibc's initial 128 KiB (glibc's *dynamic* mmap
+    threshold, which only ever grows, stays frozen at that value afterwards: mallopt cannot
+    re-enable it). ``M_ARENA_MAX`` is left alone: it cannot be reset and would serialise a
+    multithreaded host's allocations; so jobs run in a thread that already has its own arena
+    reuse blocks below that arena's 64 MiB heaps only. Concurrent jobs share one scope.
+    Returns whether this job opened (or joined) a scope; then :func:`end_scoped_job` must follow.
+    """
+    global _libc, _scoped_jobs
+    with _scope_lock:
+        if _process_tuned:
+            return False  # the process's own, longer-lived setting applies
+        if _scoped_jobs == 0:
+            libc = _glibc()
+            if libc is None or not _keep_freed(libc):
+                return False
+            _libc = libc
+        _scoped_jobs += 1
+        return True
+
+
+def end_scoped_job() -> None:
+    """End of a job opened by :func:`begin_scoped_job`: the last one out restores glibc's defaults."""
+    global _libc, _scoped_jobs
+    with _scope_lock:
+        _scoped_jobs -= 1
+        if _scoped_jobs > 0 or _process_tuned or _libc is None:
+            return
+        libc, _libc = _libc, None
+        libc.malloc_trim(0)
+        libc.mallopt(_M_MMAP_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
 
 
 def job_started(width: int, height: int, mode: Mode) -> bool:
     """Start of one photo: whether its big blocks are kept for reuse (see the constants above).
 
-    Without :func:`keep_freed_memory_for_reuse` nothing is tuned and this returns False. Switching
+    Without :func:`keep_freed_memory_for_reuse` or a scoped job nothing is tuned and this returns False. Switching
     to ``mmap`` first gives back what earlier photos left in the heap.
     """
     if _libc is None:

@@ -9,6 +9,12 @@ result as the full matrix up to float32 summation order.
 
 from __future__ import annotations
 
+import functools
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +29,66 @@ DEFAULT_BLOCK_BYTES = 256 * 2**20
 def rows_per_block(n_keys: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
     """How many query rows fit in ``block_bytes`` (two live rows x keys float32 buffers)."""
     return max(1, block_bytes // max(1, 8 * n_keys))
+
+
+GEMM_ENV = "OLDPHOTO_ATTENTION_GEMM"  # torch | numpy | auto (default): the non-local block's products
+
+
+def cpu_vendor() -> str:
+    """``vendor_id`` of /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``, ...), "" where unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _numpy_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = a @ b`` by numpy's BLAS (OpenBLAS in the wheels) on the tensors' own memory, no copies."""
+    np.matmul(a.detach().numpy(), b.detach().numpy(), out=out.detach().numpy())
+    return out
+
+
+def _torch_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.matmul(a, b, out=out)
+
+
+@functools.cache
+def float32_gemm_backend() -> str:
+    """Which library multiplies the attention's float32 matrices on the CPU: "torch" or "numpy".
+
+    Why: torch's x86 builds run float32 GEMMs through MKL, which on AMD CPUs reaches only about
+    two thirds of OpenBLAS's rate on these shapes (issue 15: 103-118 vs 152-156 GFLOP/s on an EPYC),
+    and the two products are ~all of the non-local block's time. Intel CPUs keep MKL without a
+    probe; elsewhere one probe GEMM of the block's shape per process picks numpy's BLAS only when
+    it is clearly faster (>= 15 %), so a slow or absent OpenBLAS never costs anything. Both are
+    float32 GEMMs: the results differ in summation order only (within the refcheck tolerance).
+    ``OLDPHOTO_ATTENTION_GEMM=torch|numpy`` fixes the choice (benchmarks, tests).
+    """
+    forced = os.environ.get(GEMM_ENV, "auto").strip().lower()
+    if forced in ("torch", "numpy"):
+        return forced
+    if cpu_vendor() in ("GenuineIntel", ""):
+        return "torch"
+    a, b = torch.randn(512, 512), torch.randn(512, 4096)
+    out = torch.empty(512, 4096)
+    best = {"torch": float("inf"), "numpy": float("inf")}
+    for _ in range(4):  # alternating, best of 4: a busy neighbour slows both alike
+        for name, mm in (("torch", _torch_mm), ("numpy", _numpy_mm)):
+            t = time.perf_counter()
+            mm(a, b, out)
+            best[name] = min(best[name], time.perf_counter() - t)
+    return "numpy" if best["numpy"] < 0.85 * best["torch"] else "torch"
+
+
+def attention_mm(x: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The ``out = a @ b`` used for tensors like ``x`` (numpy's BLAS only for float32 on the CPU)."""
+    if x.device.type == "cpu" and x.dtype == torch.float32 and float32_gemm_backend() == "numpy":
+        return _numpy_mm
+    return _torch_mm
 
 
 def hole_mask_bilinear(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -68,7 +134,7 @@ class NonLocalBlock2DWithMaskRes(nn.Module):
         would be denormal floats (30-300x slower CPU arithmetic, and flushing them is per thread)
         and their share of y is < 1e-34 of the largest term. Differences from the official order of
         operations are float32 rounding (max 5e-4 against a float64 evaluation, same as the
-        official order; tolerance 2e-3).
+        official order; tolerance 2e-3). The two products use :func:`attention_mm`'s library.
         """
         b, c, h, w = x.shape
         n = h * w
@@ -82,9 +148,10 @@ class NonLocalBlock2DWithMaskRes(nn.Module):
         # zero-filled pages whenever the allocator does not keep freed memory (2048x2048: 2048
         # blocks of 128 MB).
         buf = torch.empty(min(step, n), n, dtype=x.dtype, device=x.device)
+        mm = attention_mm(x)
         for s in range(0, n, step):
             tick(f"attention {100 * s // n}%")
-            f = torch.matmul(theta[s : s + step], phi, out=buf[: min(step, n - s)])
+            f = mm(theta[s : s + step], phi, buf[: min(step, n - s)])
             f.sub_(f.amax(dim=1, keepdim=True))
             F.threshold(f, -80.0, float("-inf"), inplace=True)
             f.exp_()
@@ -92,7 +159,7 @@ class NonLocalBlock2DWithMaskRes(nn.Module):
             f.mul_(vk)
             scale = torch.maximum(f.sum(dim=1, keepdim=True), z.mul_(1e-12))
             out = y[s : s + step]
-            torch.matmul(f, g, out=out)
+            mm(f, g, out)
             out.div_(scale)
         return y.t().reshape(b, c, h, w)
 

@@ -74,8 +74,11 @@ class CaseResult:
 class Context:
     """Caches seeded weights and networks across the cases of one run."""
 
-    def __init__(self, golden_dir: Path, index: dict, *, exact_convs: bool = False, half: bool = False) -> None:
+    def __init__(
+        self, golden_dir: Path, index: dict, *, exact_convs: bool = False, half: bool = False, device: str = "cpu"
+    ) -> None:
         self.golden_dir = golden_dir
+        self.device = torch.device(device)  # cuda: networks run there, inputs and outputs cross over
         self.exact_convs = exact_convs  # False: the networks as Restorer runs them on CPU (Winograd)
         self.half = half  # True: Restorer(half=True)'s float16 networks (tests/test_half.py)
         self.index = index
@@ -101,10 +104,59 @@ class Context:
         if key not in self._nets:
             from ..nets import instantiate
 
-            self._nets[key] = instantiate(
-                component, self.state_dict(component, seed), fast_convs=not (self.exact_convs or self.half), half=self.half
+            cpu = self.device.type == "cpu"
+            net = instantiate(
+                component, self.state_dict(component, seed),
+                fast_convs=cpu and not (self.exact_convs or self.half), half=self.half,
             )
+            self._nets[key] = net if cpu else OnDevice(net, self.device)  # type: ignore[assignment]
         return self._nets[key]
+
+
+class OnDevice:
+    """A network on a GPU that the CPU-side case runners call as if it were on the CPU.
+
+    Why: the case runners build CPU tensors from the golden files and read results with
+    ``.numpy()``; moving tensors across here, at the network's calls (``forward``, ``encode``,
+    ``decode``, the face generator's ``run``), keeps every runner unchanged for ``--device cuda``.
+    Dicts passed in (activation captures) get their tensors back on the CPU too.
+    """
+
+    CALLS = ("forward", "encode", "decode", "run")
+
+    def __init__(self, net: torch.nn.Module, device: torch.device) -> None:
+        self._net = net.to(device)
+        self._device = device
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._net, name)
+        return self._wrap(attr) if name in self.CALLS else attr
+
+    def __call__(self, *args, **kwargs):
+        return self._wrap(self._net)(*args, **kwargs)
+
+    def _wrap(self, fn):
+        def call(*args, **kwargs):
+            dev = self._device
+            # dicts are the callee's output captures: passed as they are, their tensors moved back below
+            out = fn(*(a if isinstance(a, dict) else _moved(a, dev) for a in args),
+                     **{k: v if isinstance(v, dict) else _moved(v, dev) for k, v in kwargs.items()})
+            for a in (*args, *kwargs.values()):
+                if isinstance(a, dict):
+                    a.update(_moved(a, torch.device("cpu")))
+            return _moved(out, torch.device("cpu"))
+
+        return call
+
+
+def _moved(x, device: torch.device):
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_moved(v, device) for v in x)
+    if isinstance(x, dict):
+        return {k: _moved(v, device) for k, v in x.items()}
+    return x
 
 
 Handler = tuple[Callable[[dict, dict], bool], Callable[[dict, Context], list[Check]]]
@@ -143,11 +195,16 @@ def _weight_checks(golden_dir: Path, index: dict, ctx: Context) -> list[CaseResu
 
 
 def run_dir(
-    golden_dir: str | Path, *, only: Iterable[str] | None = None, report=print, exact_convs: bool = False
+    golden_dir: str | Path,
+    *,
+    only: Iterable[str] | None = None,
+    report=print,
+    exact_convs: bool = False,
+    device: str = "cpu",
 ) -> list[CaseResult]:
     golden_dir = Path(golden_dir)
     index = json.loads((golden_dir / "index.json").read_text())
-    ctx = Context(golden_dir, index, exact_convs=exact_convs)
+    ctx = Context(golden_dir, index, exact_convs=exact_convs, device=device)
     wanted = set(only) if only else None
     results: list[CaseResult] = []
     torch.set_grad_enabled(False)
@@ -191,6 +248,8 @@ def format_result(r: CaseResult) -> str:
 
 # -- comparisons shared by the case runners --------------------------------------------------------
 def compare_float(name: str, got, ref, atol: float) -> Check:
+    if isinstance(got, torch.Tensor):  # e.g. an activation captured on a GPU
+        got = got.detach().cpu()
     got = np.asarray(got, dtype=np.float64)
     ref_arr = np.asarray(ref)
     if ref_arr.dtype == np.float16:

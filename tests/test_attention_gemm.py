@@ -1,0 +1,74 @@
+"""The non-local block's GEMM library choice (nets.attention.float32_gemm_backend): Intel keeps MKL,
+the numpy (OpenBLAS) route gives the same attention within its tolerance, and the golden scratch
+cases pass with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from oldphoto.nets import attention
+from oldphoto.nets.attention import NonLocalBlock2DWithMaskRes
+from oldphoto.refcheck import run_dir
+
+from .conftest import require_reference
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    """Force one library for the duration of a test (and forget the choice afterwards)."""
+
+    def force(name: str | None) -> None:
+        if name is None:
+            monkeypatch.delenv(attention.GEMM_ENV, raising=False)
+        else:
+            monkeypatch.setenv(attention.GEMM_ENV, name)
+        attention.float32_gemm_backend.cache_clear()
+
+    yield force
+    attention.float32_gemm_backend.cache_clear()
+
+
+def test_intel_keeps_mkl_and_the_environment_decides_when_set(backend, monkeypatch):
+    monkeypatch.setattr(attention, "cpu_vendor", lambda: "GenuineIntel")
+    backend(None)
+    assert attention.float32_gemm_backend() == "torch"
+    backend("numpy")
+    assert attention.float32_gemm_backend() == "numpy"
+    monkeypatch.setattr(attention, "cpu_vendor", lambda: "AuthenticAMD")
+    backend(None)  # the probe runs and picks one of the two
+    assert attention.float32_gemm_backend() in ("torch", "numpy")
+
+
+@pytest.mark.parametrize("name", ["torch", "numpy"])
+def test_attend_with_either_library_matches_float64(backend, name):
+    backend(name)
+    gen = torch.Generator().manual_seed(0)
+    block = NonLocalBlock2DWithMaskRes(64)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    block.block_bytes = 64 * 480 * 8  # several row blocks
+    x = torch.randn(1, 64, 24, 20, generator=gen)
+    v = (torch.rand(1, 1, 24, 20, generator=gen) > 0.1).float()
+    assert attention.attention_mm(x) is (attention._numpy_mm if name == "numpy" else attention._torch_mm)
+    with torch.inference_mode():
+        ref = block.double().attend(x.double(), v.double())
+        got = block.float().attend(x, v).double()
+    assert float((got - ref).abs().max()) <= 2e-3
+    assert not torch.equal(got, ref)
+
+
+def test_golden_scratch_cases_pass_with_numpy_gemms(backend):
+    golden = require_reference("global", "golden")
+    backend("numpy")
+    index = json.loads((golden / "index.json").read_text())
+    ids = [c["id"] for c in index["cases"] if c["id"].startswith(("chain_scratch", "scratch__"))]
+    assert len(ids) >= 4
+    lines: list[str] = []
+    results = [r for r in run_dir(golden, only=ids, report=lines.append) if r.case_id in ids]
+    assert {r.case_id for r in results} == set(ids)
+    failed = [line for r, line in zip(results, lines[-len(results):]) if not r.passed]
+    assert not failed, "\n".join(failed)
