@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 
+from ..errors import OldPhotoError
 from .plan import Job
 from .work import restore_job, weights_identity
 
@@ -105,7 +106,15 @@ def records(
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n, initial_size=n, max_tasks_in_flight_per_actor=2),
             **remote,
         )
-        for row in ds.iter_rows():
-            yield json.loads(row["record"])
+        try:
+            for row in ds.iter_rows():
+                yield json.loads(row["record"])
+        except (ray.exceptions.RayError, ray.data.exceptions.UserCodeException) as exc:
+            # photos never fail this way (restore_job records them); this is the cluster or the install
+            last = [ln for ln in str(exc).strip().splitlines() if ln.strip()][-1:] or [type(exc).__name__]
+            raise OldPhotoError(
+                f"the Ray job failed: {last[0].strip()} (is oldphoto installed, with its weights, on every node?). "
+                "The photos finished so far are in the manifest; rerun to resume."
+            ) from None
     finally:
         ray.shutdown()
