@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -110,3 +112,102 @@ def decoded_ok(path: Path) -> bool:
 
 def manifest_json_lines(out: Path) -> list[str]:
     return [json.dumps(r, sort_keys=True) for r in records(out)]
+
+
+# -- a real Ray cluster on 127.0.0.1 (tests/test_batch_ray.py, benchmarks/bench_batch.py) ----------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, process group, command line) of the live processes."""
+    found = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] != "Z":
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                found[int(d.name)] = (int(fields[1]), int(fields[2]), cmd)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def started_by(pgids: list[int]) -> dict[int, str]:
+    """The processes of these process groups and all their descendants (Ray's workers start their own
+    sessions, so the group alone misses them): pid -> command line."""
+    procs = _processes()
+    mine = {pid for pid, (_pp, pg, _c) in procs.items() if pg in pgids}
+    grew = True
+    while grew:
+        more = {pid for pid, (pp, _pg, _c) in procs.items() if pp in mine and pid not in mine}
+        mine |= more
+        grew = bool(more)
+    return {pid: procs[pid][2] for pid in mine}
+
+
+def stop_processes(pgids: list[int]) -> None:
+    """SIGTERM, then SIGKILL, to exactly the processes the fixture started (by pid)."""
+    seen = started_by(pgids)
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 10.0)):
+        alive = {pid: cmd for pid, (_pp, _pg, cmd) in _processes().items() if seen.get(pid) == cmd}
+        for pid in alive:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not any(seen.get(pid) == cmd for pid, (_pp, _pg, cmd) in _processes().items()):
+                return
+            time.sleep(0.2)
+
+
+class RayCluster:
+    """``ray start --head`` plus one ``ray start --address`` per further node, on 127.0.0.1, with
+    ephemeral ports, a short temp dir and token authentication (a token made for this cluster).
+
+    Each ``ray start`` runs in its own process group; Ray's workers start sessions of their own, so
+    :meth:`stop` signals the groups' processes and all their descendants, by pid (never ``ray stop``,
+    which would stop every Ray on the machine).
+    """
+
+    def __init__(self, cpus: list[int]) -> None:
+        import secrets
+        import tempfile
+
+        ray_bin = str(Path(sys.executable).with_name("ray"))
+        self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: socket paths must fit in 107 bytes
+        self.env = dict(cli_env(), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
+                        RAY_USAGE_STATS_ENABLED="0")
+        port = _free_port()
+        self.address = f"127.0.0.1:{port}"
+        self.pgids: list[int] = []
+        try:
+            for i, n in enumerate(cpus):
+                role = (["--head", f"--port={port}", f"--temp-dir={self.temp}", "--include-dashboard=false"] if i == 0
+                        else [f"--address={self.address}"])
+                p = subprocess.Popen(
+                    [ray_bin, "start", *role, f"--num-cpus={n}", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+                     f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}"],
+                    env=self.env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                self.pgids.append(p.pid)  # the daemons it starts stay in its process group
+                out, _ = p.communicate(timeout=120)
+                if p.returncode != 0:
+                    raise RuntimeError(f"ray start failed: {out[-3000:]}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        import shutil
+
+        stop_processes(self.pgids)
+        shutil.rmtree(self.temp, ignore_errors=True)

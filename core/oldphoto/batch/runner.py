@@ -65,8 +65,7 @@ def run(
     todo = plan(jobs, state, options=options, weights=weights, force=force, retry_errors=retry_errors)
     summary = Summary(skipped=len(todo.skipped), failed_before=todo.failed_before)
     with manifest.Writer(manifest_path) as writer:
-        for rec in todo.skipped:
-            writer.append(rec)
+        writer.append(*todo.skipped)
         bar = tqdm(total=len(jobs), initial=len(todo.skipped), unit="photo", disable=quiet, file=err,
                    dynamic_ncols=True, smoothing=0.1)
         try:
