@@ -6,13 +6,18 @@ The same 30 photos as the tests (tests/batch_helpers.py: 27 readable, 32-64 px, 
 mode, no faces, seeded weights. Baseline, measured in the same run: a warm ``Restorer`` restoring
 the photos in a plain loop and encoding the PNGs, nothing else. The local engine runs warm (its
 Restorer already loaded) and adds the tree walk, the manifest (fsync per line), atomic writes and
-the progress bookkeeping. The Ray engine runs on a local cluster (``ray start``, ``--ray-cpus``
-per node) that is already up: the first job also pays Ray's worker start, the second is what a
-warm cluster costs per job (Ray Data starts the actors, and each loads the networks, every job).
+the progress bookkeeping. Both are warmed first (every photo once, untimed: oneDNN builds its
+primitives per input shape) and the best of ``--repeat`` runs is reported. The Ray engine runs on a
+local cluster (``ray start``, ``--ray-cpus`` per node) that is already up: the first job also pays
+Ray's worker start, the next ones are what a warm cluster costs per job (Ray Data starts the actors,
+and each loads the networks and meets every shape for the first time, in every job).
 
-On this 2-core machine Ray cannot be faster: the local engine already uses both cores (torch
-threads), and Ray's actors split the same two cores while adding scheduling, serialization and
-actor start-up. The figures say how much that costs; on a cluster the same job scales with nodes.
+On this 2-core machine Ray cannot add compute, so per photo it can only add overhead: the
+``CPU s/photo`` column (wall x cores the run may use / photos) minus the 1-thread baseline's is
+that overhead, mostly the per-job actor start and network load spread over only 30 photos. Its
+wall time can still beat the local engine's: two 1-thread actors restoring two photos at once use
+the two cores better than torch's two threads on one 32-64 px photo, which scale poorly and
+collapse when other processes load the machine. On a cluster the same job scales with nodes.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ray-cpus", type=int, nargs="+", default=[1, 1], help="CPUs of each Ray node (head first)")
     p.add_argument("--threads", type=int, nargs="+", default=None,
                    help="torch threads for the baseline and the local engine, each measured (default: torch's)")
+    p.add_argument("--repeat", type=int, default=2, help="timed runs of each; the best is reported")
     p.add_argument("--skip-ray", action="store_true")
     p.add_argument("--weights-dir", type=Path, default=None)
     args = p.parse_args(argv)
@@ -93,18 +99,25 @@ def main(argv: list[str] | None = None) -> int:
     per_base: dict[int, float] = {}
     for threads in args.threads or [torch.get_num_threads()]:
         torch.set_num_threads(threads)
-        t = time.perf_counter()
-        for rel in GOOD:
-            res = restorer.restore(inp / rel, **kw)
-            res.image.save(io.BytesIO(), format="PNG")
-        base = time.perf_counter() - t
-        per_base[threads] = base / len(GOOD)
-        rows.append((f"baseline: Restorer loop, {threads} thread(s), 27 photos", base, len(GOOD), threads))
-        engine = functools.partial(local.records, make_restorer=lambda: restorer, restore_kwargs=kw,
-                                   options=options, weights=weights)
-        wall, s = _run(engine, inp, tmp / f"out_local_{threads}", options, weights)
-        assert s.restored == len(GOOD), s
-        rows.append((f"local engine, {threads} thread(s), 30 photos", wall, n, threads))
+        for rel in GOOD:  # warm: every photo's shapes seen once (oneDNN primitives, allocator), untimed
+            restorer.restore(inp / rel, **kw)
+        best_base = best_local = float("inf")
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            for rel in GOOD:
+                res = restorer.restore(inp / rel, **kw)
+                res.image.save(io.BytesIO(), format="PNG")
+            best_base = min(best_base, time.perf_counter() - t)
+            engine = functools.partial(local.records, make_restorer=lambda: restorer, restore_kwargs=kw,
+                                       options=options, weights=weights)
+            out = tmp / f"out_local_{threads}"
+            shutil.rmtree(out, ignore_errors=True)
+            wall, s = _run(engine, inp, out, options, weights)
+            assert s.restored == len(GOOD), s
+            best_local = min(best_local, wall)
+        per_base[threads] = best_base / len(GOOD)
+        rows.append((f"baseline: Restorer loop, {threads} thread(s), 27 photos", best_base, len(GOOD), threads, threads))
+        rows.append((f"local engine, {threads} thread(s), 30 photos", best_local, n, threads, threads))
 
     if not args.skip_ray:
         from oldphoto.batch import ray_engine
@@ -119,25 +132,33 @@ def main(argv: list[str] | None = None) -> int:
             settings = argparse.Namespace(device="cpu", weights_dir=wdir, exact_convs=False, half=False)
             engine = functools.partial(ray_engine.records, make_restorer=functools.partial(restorer_from_args, settings),
                                        restore_kwargs=kw, options=options, weights=weights, address=cluster.address)
-            for label in ("first job on the cluster", "next job (warm cluster)"):
-                out = tmp / f"out_ray_{len(rows)}"
+            walls = []
+            for k in range(args.repeat + 1):
+                out = tmp / f"out_ray_{k}"
                 wall, s = _run(engine, inp, out, options, weights)
                 assert s.restored == len(GOOD), s
-                rows.append((f"ray, nodes of {args.ray_cpus} CPU(s): {label}", wall, n, 1))
-                for threads in per_base:
-                    print(f"  ray {label} vs local engine at {threads} thread(s): {_differ(out, tmp / f'out_local_{threads}')}")
+                walls.append(wall)
+            cores = sum(args.ray_cpus)
+            rows.append((f"ray, nodes of {args.ray_cpus} CPU(s): first job on the cluster", walls[0], n, 1, cores))
+            rows.append((f"ray, nodes of {args.ray_cpus} CPU(s): next jobs (best)", min(walls[1:]), n, 1, cores))
+            for threads in per_base:
+                print(f"  ray vs local engine at {threads} thread(s): {_differ(out, tmp / f'out_local_{threads}')}")
         finally:
             cluster.stop()
         print(f"  (cluster start, not counted below: {up:.1f} s)")
 
-    print(f"\n{'run':58s} {'wall s':>7s} {'photos/min':>10s} {'overhead/photo':>15s}")
-    for label, wall, count, threads in rows:
-        over = (wall / count - per_base.get(threads, min(per_base.values()))) * 1000
-        print(f"{label:58s} {wall:7.2f} {60 * count / wall:10.1f} {over:12.0f} ms")
-    print("\noverhead/photo: wall time per photo minus the baseline's time per readable photo at the same thread"
-          " count\n(Ray rows: against the 1-thread baseline when measured, each actor running 1 thread).\n"
-          "On this 2-core machine Ray can only add overhead to a local engine that uses both cores well; see the"
-          " docstring.")
+    print(f"\n{'run':56s} {'wall s':>7s} {'photos/min':>10s} {'wall ms/photo':>13s} {'CPU s/photo':>11s} "
+          f"{'overhead/photo':>14s}")
+    ref = per_base.get(1, min(per_base.values()))  # CPU seconds a photo needs, 1 thread, nothing around it
+    for label, wall, count, _threads, cores in rows:
+        cpu = wall * cores / count
+        print(f"{label:56s} {wall:7.2f} {60 * count / wall:10.1f} {1000 * wall / count:13.0f} {cpu:11.2f} "
+              f"{1000 * (cpu - ref):11.0f} ms")
+    print("\nCPU s/photo: wall x the cores the run may use (its threads, or its actors' CPUs) / photos; overhead/photo:"
+          " that minus\nthe 1-thread baseline's (the 3 broken photos cost a decode attempt only). On 2 cores Ray adds"
+          " work per photo;\nits wall time can still beat a local engine whose torch threads scale poorly on tiny"
+          " photos (docstring).")
+    print(f"load average at end: {C.load_average()}")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

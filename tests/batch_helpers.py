@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,20 @@ GOOD = [
 ]
 BROKEN = ["1950/garbage.png", "1960/truncated.jpg", "1950/beach/empty.png"]
 ARGS = ["--no-faces", "-q", "--device", "cpu"]  # quality mode: the networks of the tests' interest, kept cheap
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run in-process restorations at 1 torch thread, as the CLI subprocesses (OMP_NUM_THREADS=1) and
+    the 1-CPU Ray actors do: results are bit-identical only at equal thread counts."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def make_tree(root: Path) -> None:
@@ -196,6 +212,7 @@ class RayCluster:
                         else [f"--address={self.address}"])
                 p = subprocess.Popen(
                     [ray_bin, "start", *role, f"--num-cpus={n}", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+                     "--object-store-memory=100000000",  # the records are tiny; spare the shared machine's RAM
                      f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}"],
                     env=self.env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 self.pgids.append(p.pid)  # the daemons it starts stay in its process group

@@ -49,8 +49,9 @@ def batch_reference(batch_tree, seeded_weights_dir, tmp_path_factory) -> Path:
     """OUT of one complete, uninterrupted local run over ``batch_tree``: what every other run must give."""
     from oldphoto.cli import main
 
-    from .batch_helpers import ARGS
+    from .batch_helpers import ARGS, one_torch_thread
 
     out = tmp_path_factory.mktemp("batch_ref") / "out"
-    assert main(["batch", str(batch_tree), str(out), "--weights-dir", str(seeded_weights_dir), *ARGS]) == 1
+    with one_torch_thread():
+        assert main(["batch", str(batch_tree), str(out), "--weights-dir", str(seeded_weights_dir), *ARGS]) == 1
     return out

@@ -22,12 +22,20 @@ from .batch_helpers import (
     comparable,
     decoded_ok,
     expected_outputs,
+    one_torch_thread,
     pngs,
     records,
     snapshot,
     start_cli,
     wait_for_lines,
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """In-process runs compare bytes with the 1-thread reference and CLI subprocesses."""
+    with one_torch_thread():
+        yield
 
 
 def test_full_run_mirrors_the_tree_and_reports_each_broken_file(batch_tree, batch_reference, seeded_weights_dir,
@@ -89,6 +97,10 @@ def test_retry_errors_force_and_changed_inputs(tmp_path, batch_reference, seeded
     (out / "one.png").unlink()  # an output deleted by hand is made again
     assert summary("--exact-convs") == (0, "1 restored, 2 skipped, 0 failed")
     assert summary("--exact-convs") == (0, "0 restored, 3 skipped, 0 failed")
+    capsys.readouterr()
+    assert main([a for a in run if a != "-q"] + ["--exact-convs"]) == 0  # without --quiet: a bar over photos
+    err = capsys.readouterr().err
+    assert "3/3" in err and "photo" in err
 
 
 def test_kill_in_the_middle_then_resume(tmp_path, batch_tree, batch_reference, seeded_weights_dir, capsys):
