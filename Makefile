@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU build of torch from the machine's wheel cache; CUDA users may install their own first.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[app,test]'
+	$(PY) -m pip install --quiet -e '.[app,test,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -32,3 +32,26 @@ def seeded_weights_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("seeded_weights")
     write_seeded_weights(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def batch_tree(tmp_path_factory) -> Path:
+    """The batch tests' archive (tests/batch_helpers.py); read-only for the tests."""
+    from .batch_helpers import make_tree
+
+    root = tmp_path_factory.mktemp("batch") / "archive"
+    make_tree(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def batch_reference(batch_tree, seeded_weights_dir, tmp_path_factory) -> Path:
+    """OUT of one complete, uninterrupted local run over ``batch_tree``: what every other run must give."""
+    from oldphoto.cli import main
+
+    from .batch_helpers import ARGS, one_torch_thread
+
+    out = tmp_path_factory.mktemp("batch_ref") / "out"
+    with one_torch_thread():
+        assert main(["batch", str(batch_tree), str(out), "--weights-dir", str(seeded_weights_dir), *ARGS]) == 1
+    return out

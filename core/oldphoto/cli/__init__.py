@@ -12,6 +12,7 @@ from collections.abc import Sequence
 PLUGINS = {
     "weights": "oldphoto.cli.weights",
     "gimp": "oldphoto.cli.gimp",
+    "batch": "oldphoto.cli.batch",
     "worker": "oldphoto.bridge",
     "demo": "oldphoto_gradio.cli",
 }
