@@ -2,8 +2,8 @@
 
 Run once, with Pillow 13.0.0 first on the path (the reference: the official outputs were made with it):
 
-    pip install --target /tmp/pil13 pillow==13.0.0
-    PYTHONPATH=/tmp/pil13 python tests/data/make_resize_fixtures.py
+    pip install --target "$PIL13" pillow==13.0.0      # any empty folder
+    PYTHONPATH="$PIL13" python tests/data/make_resize_fixtures.py
 
 tests/test_resize.py then checks ``oldphoto.stages.resize.resize`` against them, bit for bit, with
 whatever Pillow is installed. Inputs are made from an integer hash (no RNG), so the script and the
