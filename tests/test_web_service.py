@@ -3,6 +3,8 @@ without a server: what a visitor is told for each thing that can go wrong."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -204,3 +206,18 @@ def test_kept_results_are_bounded_and_requests_carry_the_adjustments():
     p = service.prepare_photo(Image.new("RGB", (32, 24)))
     req = service.build_request(p, "none", None, hr=False, faces=True, strength=0.5, mask_grow=3)
     assert req.adjust == {"strength": 0.5, "face_strength": 1.0, "scratch_threshold": 0.4, "mask_grow": 3}
+
+
+def test_editor_images_are_written_once_per_content(tmp_path):
+    """The same pixels give the same file, never rewritten (a browser may be reading it)."""
+    store = service.ResultStore(tmp_path)
+    img = Image.new("RGB", (20, 10), (10, 200, 30))
+    first = store.image_file(img)
+    inode, mtime = os.stat(first).st_ino, os.stat(first).st_mtime_ns
+    again = store.image_file(img.copy())
+    assert again == first and os.stat(again).st_ino == inode and os.stat(again).st_mtime_ns == mtime
+    other = store.image_file(Image.new("RGB", (20, 10), (0, 0, 0)))
+    assert other != first
+    with Image.open(first) as im:
+        assert im.size == (20, 10) and im.getpixel((3, 3)) == (10, 200, 30)
+    assert not [p for p in (tmp_path / "editor").iterdir() if p.name.endswith(".part")]

@@ -165,7 +165,7 @@ def build_app(
             prepared = service.prepare_photo(photo, max_side=max_side)
         except service.OldPhotoError:
             return None  # check_photo reports it
-        preview = service.editor_preview(prepared.photo)
+        preview = results.image_file(service.editor_preview(prepared.photo))
         return {"background": preview, "layers": [], "composite": preview}
 
     def show_editor(scratches: str) -> Any:
@@ -182,7 +182,7 @@ def build_app(
         preview = service.editor_preview(prepared.photo)
         layer = mask_to_layer(mask, preview.size)
         composite = Image.alpha_composite(preview.convert("RGBA"), Image.fromarray(layer, "RGBA"))
-        return {"background": preview, "layers": [layer], "composite": composite}
+        return {"background": results.image_file(preview), "layers": [layer], "composite": results.image_file(composite)}
 
     def restore(
         photo: str | None,

@@ -9,6 +9,9 @@ the demo's size cap.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 import shutil
 import tempfile
 import threading
@@ -259,6 +262,28 @@ class ResultStore:
     def new_folder(self) -> Path:
         self.prune()
         return Path(tempfile.mkdtemp(dir=self.root))
+
+    def image_file(self, img: Image.Image) -> str:
+        """A PNG of ``img`` named by its content and written once (temporary name, then rename).
+
+        For images the page may get more than once (the editor's background on every new photo,
+        painting switched on, detection): Gradio rewrites its cached copy of a returned PIL image in
+        place each time the same pixels come again (``processing_utils.save_pil_to_cache``), which
+        truncates the file under a browser that is still fetching it ("Too little data for declared
+        Content-Length", and the editor never finishes loading). A returned path is copied into
+        Gradio's cache only when absent, so nothing is rewritten under a reader.
+        """
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        data = buf.getvalue()
+        folder = self.root / "editor"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+        if not path.exists():
+            tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.part"
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return str(path)
 
     def prune(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
