@@ -26,6 +26,19 @@ RNG = np.random.default_rng(36)
 W, H = 48, 40
 
 
+def assert_same_restoration(got: np.ndarray, want: np.ndarray) -> None:
+    """A worker PROCESS against this process's Restorer: the same restoration, up to float rounding.
+
+    Same code, weights and thread count, yet a clean-clone CI run once saw the two differ (not
+    reproduced since): the BLAS may pick kernels by buffer alignment, which differs between processes
+    with another allocator history. So: equal, or at most 1 level on at most 1 % of the values (the
+    golden PNG tolerance); other weights or options would differ everywhere. In-process comparisons
+    stay exact.
+    """
+    d = np.abs(got.astype(np.int16) - want.astype(np.int16))
+    assert got.shape == want.shape and d.max() <= 1 and (d > 0).mean() <= 0.01, (int(d.max()), float((d > 0).mean()))
+
+
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     """A small RGB image with structure (gradients + noise), enough for every stage to run."""
@@ -314,7 +327,7 @@ def test_socket_worker_is_started_once_and_stays(tmp_path, seeded_weights_dir, p
         out, _ = client.restore(photo.tobytes(), W, H, faces=False)
     assert statuses and "Starting the oldphoto worker" in statuses[0]
     want = np.asarray(restorer.restore(photo, faces=False).image)
-    assert np.array_equal(np.frombuffer(out, np.uint8).reshape(H, W, 3), want)
+    assert_same_restoration(np.frombuffer(out, np.uint8).reshape(H, W, 3), want)
     with bridge.WorkerClient.connect(cfg) as again:  # the same worker answers: models stay loaded
         assert again.info["pid"] == pid and again.process is None
         assert again.status()["done"] == 1
@@ -336,7 +349,7 @@ def test_stdio_worker(seeded_weights_dir, photo, restorer):
     client.close()
     assert proc.wait(timeout=20) == 0
     want = np.asarray(restorer.restore(photo, faces=False).image)
-    assert np.array_equal(np.frombuffer(out, np.uint8).reshape(H, W, 3), want)
+    assert_same_restoration(np.frombuffer(out, np.uint8).reshape(H, W, 3), want)
 
 
 def test_worker_that_cannot_start_explains_why(tmp_path):
