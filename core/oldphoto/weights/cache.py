@@ -131,6 +131,8 @@ def cached_hub_file(spec: ComponentSpec, cache: Path) -> Path | None:
 SOURCE_HUB = "the Hub safetensors repo"
 SOURCE_MIRROR = "a Hub mirror + local conversion"
 SOURCE_ARCHIVE = "a release archive + local conversion"
+SOURCE_URL = "a download URL + local conversion"
+SOURCE_IMPORT = "oldphoto weights import + local conversion"
 SOURCE_LOCAL = "a local conversion (oldphoto weights convert / fetch-upstream)"
 SOURCE_WEIGHTS_DIR = "--weights-dir"
 

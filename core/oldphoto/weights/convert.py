@@ -92,6 +92,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"Checkpoint not found: {path}")
+    if path.suffix == ".safetensors":  # a third-party safetensors copy: no pickle, same checks after
+        from safetensors.torch import load_file
+
+        try:
+            return unwrap(load_file(str(path)), str(path))
+        except Exception as exc:  # safetensors raises several types for corrupt headers
+            raise WeightsError(f"Cannot read {path} as safetensors: {exc}") from None
     if zipfile.is_zipfile(path) and not _is_torch_zip(path):
         with zipfile.ZipFile(path) as zf, tempfile.TemporaryDirectory(prefix="oldphoto-unzip-") as tmp:
             members = [n for n in zf.namelist() if n.endswith((".pth", ".pt")) and not n.endswith("/")]

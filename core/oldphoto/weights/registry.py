@@ -42,10 +42,12 @@ class Source:
     it used an unpinned source). A ``.safetensors`` path is a converted file used as is (the
     project's own repo); anything else is an official pickle (or a zip wrapping one) converted here.
     ``kind`` "archive": ``member`` of the release zip ``archive`` (a key of ``archives``, whose
-    ``urls`` are tried in order; ``member`` None: the zip's single checkpoint).
+    ``urls`` are tried in order; ``member`` None: the zip's single checkpoint). ``kind`` "url": the
+    checkpoint file itself (a ``.pth`` release asset), at ``urls`` tried in order.
     """
 
     kind: str
+    """"hub", "archive" or "url" (a checkpoint file itself at one or more URLs)."""
     repo_id: str = ""
     repo_type: str = "model"
     path: str = ""
@@ -54,10 +56,14 @@ class Source:
     member: str | None = None
     sha256_prefix: str | None = None
     """Leading hex digits of the sha256 of the served file itself (the RetinaFace zip's name carries them)."""
+    urls: tuple[str, ...] = ()
+    """``kind`` "url": where the checkpoint file is served, tried in order."""
+    published: bool = False
+    """The project's own safetensors repo (always the first source): its file is used as is."""
 
     @property
     def safetensors(self) -> bool:
-        return self.kind == "hub" and self.path.endswith(".safetensors")
+        return self.published
 
     @property
     def pinned(self) -> bool:
@@ -67,6 +73,8 @@ class Source:
         """How log lines, errors and ``weights status`` name it."""
         if self.kind == "archive":
             return f"release archive {self.archive} ({self.member or 'its single checkpoint'})"
+        if self.kind == "url":
+            return f"download {self.urls[0]}"
         kind = "" if self.repo_type == "model" else f"{self.repo_type} "
         rev = f"@{self.revision[:12]}" if self.pinned else "@main, unpinned"
         return f"Hub {kind}repo {self.repo_id}{rev}: {self.path}"
@@ -140,7 +148,12 @@ def _parse_source(name: str, s: dict, archives: dict) -> Source:
             raise WeightsError(f"weights.json: '{name}': archive {s['archive']!r} is not listed under 'archives'")
         return Source("archive", archive=s["archive"], member=s.get("member"),
                       sha256_prefix=archives[s["archive"]].get("sha256_prefix"))
-    raise WeightsError(f"weights.json: '{name}': a source needs 'hub' or 'archive': {s}")
+    if "url" in s or "urls" in s:
+        urls = tuple([s["url"]] if "url" in s else s["urls"])
+        if not urls:
+            raise WeightsError(f"weights.json: '{name}': a url source lists no URL")
+        return Source("url", urls=urls, sha256_prefix=s.get("sha256_prefix"))
+    raise WeightsError(f"weights.json: '{name}': a source needs 'hub', 'archive' or 'url': {s}")
 
 
 def _parse_registry(data: dict, source: str) -> Registry:
@@ -156,10 +169,11 @@ def _parse_registry(data: dict, source: str) -> Registry:
     mirror: tuple[str, str] | None = None
     for name, c in data["components"].items():
         sources = tuple(_parse_source(name, s, archives) for s in c["sources"])
-        ours = next((s for s in sources if s.safetensors), None)
-        if ours is None or sources[0] is not ours:
-            raise WeightsError(f"weights.json: '{name}': the first source must be the safetensors repo")
-        pickles = [s for s in sources if s.kind == "hub" and not s.safetensors]
+        if not sources or sources[0].kind != "hub" or not sources[0].path.endswith(".safetensors"):
+            raise WeightsError(f"weights.json: '{name}': the first source must be the project's safetensors repo")
+        ours = replace(sources[0], published=True)
+        sources = (ours, *sources[1:])
+        pickles = [s for s in sources[1:] if s.kind == "hub"]
         if mirror is None and pickles and pickles[0].pinned:
             mirror = (pickles[0].repo_id, pickles[0].revision or "")
         off = c.get("official", {})

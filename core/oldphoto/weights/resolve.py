@@ -35,6 +35,7 @@ from ..errors import WeightsError
 from .cache import (
     SOURCE_ARCHIVE,
     SOURCE_MIRROR,
+    SOURCE_URL,
     cached_hub_file,
     converted_dir,
     hub_cache_dir,
@@ -211,6 +212,8 @@ class Chain:
                 continue
             if src.kind == "archive":
                 out += [(src, url) for url in self.reg.archives[src.archive or ""]["urls"]]
+            elif src.kind == "url":
+                out += [(src, url) for url in src.urls]
             else:
                 out.append((src, None))
         return out
@@ -234,6 +237,8 @@ class Chain:
         if src.kind == "hub":
             return self._from_hub_pickle(src)
         assert url is not None
+        if src.kind == "url":
+            return self._from_url(src, url)
         return self._from_archive(src, url)
 
     def _fail(self, failed: SourceFailed) -> None:
@@ -390,6 +395,31 @@ class Chain:
                 raise SourceFailed(f"{label}: {archive.fault_message(exc)}") from None
             self._check_official(src, extracted, label, False)
             return self._convert(extracted, label, SOURCE_ARCHIVE, f"{url} {member}")
+
+    # -- a checkpoint file at a URL (a .pth release asset)
+    def _from_url(self, src: Source, url: str) -> Path:
+        from . import archive
+
+        label = f"{url}"
+        name = url.rsplit("/", 1)[-1] or "checkpoint"
+        with tempfile.TemporaryDirectory(prefix="oldphoto-file-") as tmp:
+            dest = Path(tmp) / name
+            try:
+                with archive.client() as http, http.stream("GET", url) as resp:
+                    if resp.status_code != 200:
+                        raise SourceFailed(f"{label}: the server answered HTTP {resp.status_code}")
+                    size = int(resp.headers.get("Content-Length") or 0) or None
+                    off = self.spec.official
+                    wrapped = name.endswith(".zip")
+                    if not wrapped and off.size is not None and size is not None and size != off.size:
+                        raise SourceFailed(f"{label}: {size} bytes, the official file has {off.size}; refused "
+                                           "before downloading")
+                    self._announce(f"downloading {label} and converting it locally ({_mb(size)})")
+                    archive.stream_to(resp, dest, self.spec.name, size)
+            except archive.FAULTS as exc:
+                raise SourceFailed(f"{label}: {archive.fault_message(exc)}") from None
+            self._check_official(src, dest, label, wrapped)
+            return self._convert(dest, label, SOURCE_URL, url)
 
     # -- checks and conversion
     def _check_official(self, src: Source, path: Path, label: str, wrapped: bool) -> None:
