@@ -220,6 +220,28 @@ def test_cross_check_names_the_sources_that_disagree(home, tmp_path, pickles, mo
     assert sha(weights.converted_dir() / f"{VAE}.safetensors") == cached  # the cache was not touched
 
 
+def test_a_checkpoint_served_at_a_plain_url(home, tmp_path, pickles, converted, monkeypatch, caplog):
+    """A ``{"urls": [...]}`` source (a .pth release asset, as SIGGRAPH17's): the dead URL is skipped,
+    the next one downloaded, checked and converted."""
+    import json
+
+    with FakeHub() as hub:
+        hub.add_release("/owner/repo/releases/download/v1/vae_a.pth", pickles[VAE])
+        spec = json.loads(Path(weights.registry().source).read_text())["components"][VAE]
+        spec["sources"] = [spec["sources"][0], {"urls": [f"{hub.url}/gone/vae_a.pth",
+                                                         f"{hub.url}/owner/repo/releases/download/v1/vae_a.pth"]}]
+        use_registry(hub, tmp_path, monkeypatch, **{VAE: {"sources": spec["sources"]}})
+        with caplog.at_level(logging.WARNING, logger="oldphoto.weights"):
+            path = weights.resolve(VAE)
+    assert sha(path) == converted[VAE]
+    (line,) = lines_of(caplog, VAE)
+    assert f"{hub.url}/gone/vae_a.pth: the server answered HTTP 404" in line
+    assert line.endswith(f"downloading {hub.url}/owner/repo/releases/download/v1/vae_a.pth and converting it "
+                         f"locally ({pickles[VAE].stat().st_size / 1e6:.0f} MB)")
+    st = weights.status([VAE])[0]
+    assert st.source == "a download URL + local conversion" and st.detail.endswith("/v1/vae_a.pth")
+
+
 QUALITY = ("vae_a_quality", "vae_b_quality", "mapping_quality")
 
 

@@ -159,6 +159,9 @@ def import_weights(
                             fout.write(block)
                 wrapped = _wrapped_zip(src)
                 prefix = next((s.sha256_prefix for s in spec.sources if s.sha256_prefix), None)
+                if member is not None and file.name in reg.archives and reg.archives[file.name].get("sha256_prefix"):
+                    # the release zip itself, under its published name: its hash prefix is known
+                    check_official(spec, reg.archives[file.name]["sha256_prefix"], file, str(file), True)
                 check_official(spec, prefix if wrapped else None, src, label, wrapped)
                 path = convert_checked(spec, src, label, SOURCE_IMPORT, f"{file}" + (f" {member}" if member else ""))
             report.imported.append(Imported(name, path, label))
