@@ -151,8 +151,8 @@ def registry_for(hub: FakeHub, tmp: Path, urls: dict[str, str] | None = None,
         if comp["official"].get("sha256"):
             comp["official"].update(zip(("sha256", "size"), checkpoint_digest(name)))
         for src in comp["sources"]:
-            if src.get("sha256_prefix") and archives:
-                arch = next(a for a in archives if src["path"].endswith(a))
+            arch = next((a for a in archives or {} if src.get("path", "").endswith(a)), None)
+            if src.get("sha256_prefix") and arch is not None:
                 src["sha256_prefix"] = hashlib.sha256(archives[arch].read_bytes()).hexdigest()[:9]
     path = tmp / f"weights.world-{hub.url.rsplit(':', 1)[1]}.json"  # one per host: the registry is cached by path
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
