@@ -491,3 +491,36 @@ def test_release_zip_is_what_the_importer_reads(tmp_path, capsys):
     again = tmp_path / "again.zip"
     krita_cli.build_zip(again)
     assert again.read_bytes() == target.read_bytes(), "a release zip is reproducible"
+
+
+def test_dialog_with_the_system_pyqt(tmp_path):
+    """The dialog and the Qt shim in the PyQt Krita uses (Debian's python3-pyqt5, offscreen): every
+    option has its widget, values come back typed, remembered settings are shown again."""
+    import shutil
+    import subprocess
+
+    python = shutil.which("python3", path="/usr/bin")
+    probe = subprocess.run([python or "python3", "-c", "import PyQt5.QtWidgets"], capture_output=True)
+    if python is None or probe.returncode:
+        pytest.skip("no system Python with PyQt5 (tests/setup/krita.sh installs python3-pyqt5 with Krita)")
+    krita_cli.install(tmp_path, None)
+    code = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from oldphoto_krita import qt, dialog
+app = qt.QApplication([])
+d = dialog.RestoreDialog(settings={"scratches": "auto", "mask_grow": 5, "faces": False, "output": "detect-only"},
+                         python="/env/python")
+print(json.dumps({"binding": qt.BINDING, "values": d.values(), "widgets": sorted(d.widgets)}))
+"""
+    env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    r = subprocess.run([python, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["binding"] == "PyQt5" and out["widgets"] == sorted(bridge.RestoreOptions.names())
+    values = out["values"]
+    assert values == {"scratches": "auto", "faces": False, "hr": False, "strength": 1.0, "face_strength": 1.0,
+                      "scratch_threshold": 0.4, "mask_grow": 5, "output": "detect-only", "mask_layer": False,
+                      "python": "/env/python"}
+    p = controller.make_plan(values)
+    assert p.options.mask_grow == 5 and p.output == "detect-only" and p.python == "/env/python"

@@ -16,11 +16,12 @@ OUTPUTS = (("layer", "New layer"),
            ("repairs-only", "New layer showing only the repaired damage"),
            ("detect-only", "Detect scratches only (a 'Scratch mask' layer, no restoration)"))
 
-CONTROLS: dict[str, tuple[str, str, tuple[float, float, float]] | tuple[str, str]] = {
-    # option -> (label, tooltip[, (minimum, maximum, step)])
-    "scratches": ("Scratches:", "How to find scratches and tears"),
-    "faces": ("Enhance faces", "Detect faces and enhance them"),
-    "hr": ("HR (high resolution)", "High-resolution scratch model and 512 px faces (slower)"),
+CONTROLS: dict[str, tuple[str, str, Any]] = {
+    # option -> (label, tooltip, spec): spec is ((value, text), ...) for a choice (a combo box),
+    # (minimum, maximum, step) for a number (its type is the option's default's), None for a bool
+    "scratches": ("Scratches:", "How to find scratches and tears", SCRATCHES),
+    "faces": ("Enhance faces", "Detect faces and enhance them", None),
+    "hr": ("HR (high resolution)", "High-resolution scratch model and 512 px faces (slower)", None),
     "strength": ("Strength:", "How much of the restoration is kept (0 = the original)", (0.0, 1.0, 0.05)),
     "face_strength": ("Face strength:", "How much of each enhanced face is blended in", (0.0, 1.0, 0.05)),
     "scratch_threshold": ("Scratch threshold:", "Detection probability from which a pixel is a scratch "
@@ -46,15 +47,15 @@ class RestoreDialog(qt.QDialog):
         self.widgets: dict[str, Any] = {}
         for name, spec in CONTROLS.items():
             value = settings.get(name, defaults[name])
-            label, tip = spec[0], spec[1]
-            if name == "scratches":
-                widget = _combo(SCRATCHES, value)
+            label, tip, kind = spec
+            if isinstance(defaults[name], str):
+                widget = _combo(kind, value)
             elif isinstance(defaults[name], bool):
                 widget = qt.QCheckBox(label)
                 widget.setChecked(bool(value))
                 label = ""
             else:
-                lo, hi, step = spec[2]  # type: ignore[misc]
+                lo, hi, step = kind
                 widget = qt.QSpinBox() if isinstance(defaults[name], int) else qt.QDoubleSpinBox()
                 if isinstance(widget, qt.QDoubleSpinBox):
                     widget.setDecimals(2)
