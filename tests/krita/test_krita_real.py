@@ -134,7 +134,8 @@ def _photo() -> np.ndarray:
 
 def test_the_real_action_in_a_gui_krita(krita_profile, seeded_weights_dir, tmp_path):
     """Tools > Scripts > Restore Old Photo… on a PNG: the driver sets the dialog (scratches detected,
-    strength 0.8, faces off, Scratch mask layer) and presses OK; then runs it on a group layer."""
+    strength 0.8, faces off, Scratch mask layer) and presses OK; runs it again and presses Cancel in
+    the progress dialog; then runs it on a group layer."""
     photo = _photo()
     Image.fromarray(photo).save(tmp_path / "photo.png")
     out = tmp_path / "out"
@@ -170,6 +171,10 @@ def test_the_real_action_in_a_gui_krita(krita_profile, seeded_weights_dir, tmp_p
 
     used = resize_mask(np.asarray(want.mask, dtype=bool), (W, H))  # the mask at the photo's size, as the worker sends it
     assert np.array_equal(mask > 0, used), "the Scratch mask layer is the mask used"
+
+    cancel = report["cancel"]  # run again and cancelled from the progress dialog: nothing added, no message
+    assert cancel["cancelled"] is True and cancel["error"] is None and cancel["added"] == []
+    assert cancel["layers_after"] == report["layers"] and cancel["modal"] is None
 
     bad = report["bad_layer"]
     assert bad["object"] == "oldphoto_error" and bad["title"] == "Restore Old Photo"

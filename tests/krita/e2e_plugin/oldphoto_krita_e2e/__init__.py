@@ -23,10 +23,10 @@ from krita import Krita
 
 try:
     from PyQt5.QtCore import QTimer
-    from PyQt5.QtWidgets import QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+    from PyQt5.QtWidgets import QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QPushButton, QSpinBox
 except ImportError:  # Krita 6
     from PyQt6.QtCore import QTimer
-    from PyQt6.QtWidgets import QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+    from PyQt6.QtWidgets import QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QPushButton, QSpinBox
 
 JOB = os.environ.get("OLDPHOTO_KRITA_E2E")
 STEP_TIMEOUT = 120.0
@@ -86,6 +86,13 @@ class Driver:
         self.goto("dialog")
         self.trigger()
 
+    def plugin_runs(self):
+        """The real plug-in's runs (its extension keeps each one alive while its job runs)."""
+        for ext in Krita.instance().extensions():
+            if type(ext).__name__ == "RestoreExtension":
+                return ext.runs
+        raise RuntimeError("the oldphoto_krita extension is not loaded")
+
     def trigger(self):
         """From its own timer event: the action runs modal dialogs (nested event loops), and Qt does not
         fire a timer again while its own handler is still running."""
@@ -119,9 +126,10 @@ class Driver:
         modal = QApplication.activeModalWidget()
         if modal is not None and modal.objectName() == "oldphoto_error":
             raise RuntimeError(f"the plug-in reported an error: {modal.text()}")
+        runs = self.plugin_runs()
+        if not runs or not runs[-1].added:  # the run's finish() has returned (Krita calls inside it
+            return                         # spin the event loop, so layers appear one by one)
         names = [n.name() for n in self.doc.rootNode().childNodes()]
-        if "Restored" not in names:
-            return
         w, h = self.size
         nodes = {n.name(): n for n in self.doc.rootNode().childNodes()}
         self.report["layers"] = names
@@ -134,6 +142,46 @@ class Driver:
             with open(os.path.join(self.out, "mask.bgra"), "wb") as f:
                 f.write(bytes(nodes["Scratch mask"].pixelData(0, 0, w, h)))
         self.report["original_unchanged"] = bytes(self.photo.pixelData(0, 0, w, h)) == self.before
+        self.doc.setActiveNode(self.photo)
+        self.goto("trigger_cancel")
+
+    # 2b: the same again, cancelled from the progress dialog -------------------------------------
+    def step_trigger_cancel(self):
+        if self.doc.activeNode() is None or self.doc.activeNode().name() != self.photo.name():
+            self.doc.setActiveNode(self.photo)
+            return
+        self.goto("cancel_dialog")
+        self.trigger()
+
+    def step_cancel_dialog(self):
+        dialog = QApplication.activeModalWidget()
+        if dialog is None or dialog.objectName() != "oldphoto_restore_dialog":
+            return
+        self.goto("cancel_progress")
+        dialog.accept()
+
+    def step_cancel_progress(self):
+        progress = QApplication.activeModalWidget()
+        if progress is None or progress.objectName() != "oldphoto_progress":
+            return
+        self.run = self.plugin_runs()[-1]
+        progress.findChild(QPushButton).click()  # the user presses Cancel
+        self.goto("cancel_wait")
+
+    def step_cancel_wait(self):
+        if not self.run.job.done.is_set():
+            return
+        self.report["cancel"] = {"cancelled": self.run.job.cancelled.is_set(), "error": self.run.job.error,
+                                 "added": [n.name() for n in self.run.added],
+                                 "layers": [n.name() for n in self.doc.rootNode().childNodes()]}
+        self.goto("cancel_settle")
+
+    def step_cancel_settle(self):
+        if time.monotonic() - self.since < 1.0:  # the plug-in's poll timer sees the job end
+            return
+        self.report["cancel"]["layers_after"] = [n.name() for n in self.doc.rootNode().childNodes()]
+        modal = QApplication.activeModalWidget()
+        self.report["cancel"]["modal"] = None if modal is None else modal.objectName()
         group = self.doc.createGroupLayer("A group")
         self.doc.rootNode().addChildNode(group, None)
         self.doc.setActiveNode(group)
