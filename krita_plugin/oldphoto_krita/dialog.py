@@ -61,7 +61,10 @@ class RestoreDialog(qt.QDialog):
                     widget.setDecimals(2)
                 widget.setRange(lo, hi)
                 widget.setSingleStep(step)
-                widget.setValue(type(defaults[name])(value))
+                try:
+                    widget.setValue(type(defaults[name])(value))
+                except (TypeError, ValueError):  # a remembered value of another version: the default
+                    widget.setValue(defaults[name])
             widget.setObjectName(name)
             widget.setToolTip(tip)
             self.widgets[name] = widget

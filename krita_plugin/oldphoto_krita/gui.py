@@ -37,6 +37,9 @@ class RestoreRun:
         except (PluginError, bridge.OldPhotoError, ValueError) as exc:
             self._error(str(exc))
             return
+        except Exception as exc:  # a bug: still a message box, never Krita's traceback dialog
+            self._error(f"{LABEL} failed unexpectedly ({type(exc).__name__}: {exc}). Please report this.")
+            return
         self.doc, self.plan = doc, plan
         self.job = start_job(config, self.source, plan)
         self.progress = qt.QProgressDialog(f"{LABEL}: connecting to the oldphoto worker", "Cancel", 0, 1000,
