@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import bridge
-from .plugin_files import copy_bridge_client, copy_resource
+from .plugin_files import (
+    add_worker_arguments,
+    copy_bridge_client,
+    copy_resource,
+    describe_worker,
+    stop_worker,
+    worker_config,
+)
 
 PLUGIN = "oldphoto_krita"
 INSTALL_COMMAND = "oldphoto krita install"
@@ -71,13 +78,7 @@ def uninstall(pykrita_dir: Path) -> Path | None:
     package = pykrita_dir / PLUGIN
     if not (package / "__init__.py").is_file():
         return None
-    try:
-        cfg = bridge.WorkerConfig.load(package / bridge.CONFIG_NAME, install_command=INSTALL_COMMAND)
-        if cfg.uses_socket():
-            with bridge.WorkerClient.connect(cfg, start=False) as client:
-                client.shutdown()
-    except (bridge.OldPhotoError, OSError):
-        pass  # no worker running, or no settings: nothing to stop
+    stop_worker(package / bridge.CONFIG_NAME, INSTALL_COMMAND)
     shutil.rmtree(package)
     for path in (pykrita_dir / f"{PLUGIN}.desktop", pykrita_dir.parent / "actions" / f"{PLUGIN}.action"):
         if path.is_file():
@@ -105,12 +106,9 @@ def build_zip(target: Path) -> Path:
 
 def _cmd_install(args: argparse.Namespace) -> int:
     pykrita = Path(args.pykrita_dir) if args.pykrita_dir else default_pykrita_dir()
-    if args.python and not Path(args.python).is_file():
-        print(f"oldphoto krita install: --python {args.python} does not exist.", file=sys.stderr)
+    config = worker_config(args, INSTALL_COMMAND)
+    if config is None:
         return 2
-    weights_dir = str(Path(args.weights_dir).resolve()) if args.weights_dir else None
-    config = bridge.WorkerConfig(python=args.python or sys.executable, weights_dir=weights_dir, device=args.device,
-                                 transport=args.transport, socket=args.socket, install_command=INSTALL_COMMAND)
     try:
         package = install(pykrita, config)
     except OSError as exc:
@@ -118,7 +116,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
               "pykrita folder (Settings > Manage Resources > Open Resource Folder, then pykrita).", file=sys.stderr)
         return 1
     print(f"Installed the Krita plug-in in {package}")
-    print(f"Worker: {config.python}" + (f" (weights from {weights_dir})" if weights_dir else ""))
+    print(describe_worker(config))
     print("To enable it: restart Krita, tick 'Restore Old Photo (oldphoto)' in Settings > Configure Krita > "
           "Python Plugin Manager, and restart Krita again.")
     print("Then use Tools > Scripts > Restore Old Photo...")
@@ -159,13 +157,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     i = sub.add_parser("install", help="copy the plug-in into Krita's pykrita folder")
     i.add_argument("--pykrita-dir", help=dir_help)
-    i.add_argument("--python", help="Python that runs the worker (default: this one)")
-    i.add_argument("--weights-dir", help="folder of <component>.safetensors for the worker")
-    i.add_argument("--device", default="auto", help="worker device: auto (default), cpu, cuda, cuda:N")
-    i.add_argument("--transport", choices=("auto", "socket", "stdio"), default="auto",
-                   help="how the plug-in reaches the worker (default auto: a persistent worker on a UNIX "
-                        "socket, or one worker per run over pipes on Windows)")
-    i.add_argument("--socket", metavar="PATH", help="UNIX socket of a worker started by hand")
+    add_worker_arguments(i, "Krita")
     i.set_defaults(func=_cmd_install)
 
     u = sub.add_parser("uninstall", help="remove the plug-in (and stop its worker)")
