@@ -55,3 +55,10 @@ def batch_reference(batch_tree, seeded_weights_dir, tmp_path_factory) -> Path:
     with one_torch_thread():
         assert main(["batch", str(batch_tree), str(out), "--weights-dir", str(seeded_weights_dir), *ARGS]) == 1
     return out
+
+
+def pytest_report_header(config) -> list[str]:
+    """The machine at the top of every test report (oldphoto.cpu): a failure says which CPU it came from."""
+    from oldphoto.cpu import cpu_facts
+
+    return cpu_facts().describe()
