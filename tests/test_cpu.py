@@ -4,6 +4,7 @@ Nothing here asserts on wall-clock time."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -112,3 +113,30 @@ def test_cpuinfo_parsing_reads_the_first_processor():
     info = cpu.parse_cpuinfo(text)
     assert info["vendor_id"] == "AuthenticAMD" and info["model name"] == "AMD EPYC 7B12"
     assert info["flags"].split() == ["fpu", "avx2", "fma"]
+
+
+def test_a_timed_choice_is_made_once_per_machine_and_shared_by_its_processes(tmp_path):
+    f = facts(vendor="AuthenticAMD")
+    assert cpu.decided_once("gemm", lambda: "numpy", facts=f, directory=tmp_path) == "numpy"
+
+    def must_not_decide() -> str:
+        raise AssertionError("decided again")
+
+    assert cpu.decided_once("gemm", must_not_decide, facts=f, directory=tmp_path) == "numpy"
+    # another machine key (other threads, other ISA limit) decides for itself
+    other = cpu.CpuFacts(**{**vars(f), "threads": 16})
+    assert cpu.decided_once("gemm", lambda: "torch", facts=other, directory=tmp_path) == "torch"
+    assert len(list(tmp_path.glob("gemm-*.json"))) == 2 and not list(tmp_path.glob(".*tmp"))
+    # another process with this machine's facts reads the decision instead of timing again
+    code = ("from oldphoto import cpu; import sys; "
+            "print(cpu.decided_once('gemm2', lambda: sys.argv[1]))")
+    env = {**os.environ, cpu.CACHE_ENV: str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", code, "torch"], env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run([sys.executable, "-c", code, "numpy"], env=env, capture_output=True, text=True, timeout=120)
+    assert first.stdout.strip() == again.stdout.strip() == "torch", (first.stderr, again.stderr)
+
+
+def test_unwritable_cache_keeps_the_process_own_answer(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert cpu.decided_once("gemm", lambda: "numpy", facts=facts(), directory=blocker / "sub") == "numpy"

@@ -21,6 +21,7 @@ Nothing here decides a result's numbers: only which path runs, or whether a test
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 """The environment variables that restrict the instruction sets torch, oneDNN or MKL use."""
@@ -307,6 +309,62 @@ def fast_low_precision(
         return Verdict(False, f"{dtype} convolutions are slow on this CPU although it has the instructions "
                        f"({why}): {result.message} (limit {max_ratio:.0f}x)")
     return Verdict(True, f"{why}; {result.message}")
+
+
+CACHE_ENV = "OLDPHOTO_CPU_CACHE"  # where per-machine decisions are kept (default: $XDG_CACHE_HOME/oldphoto/cpu)
+
+
+def decisions_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(os.path.expanduser(env))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "oldphoto" / "cpu"
+
+
+def machine_key(facts: CpuFacts) -> str:
+    """What a timed choice depends on: the CPU, what torch may use of it, its threads, the libraries."""
+    import numpy as np
+    import torch
+
+    parts = [facts.model, facts.vendor, sorted(facts.flags), facts.torch_capability, sorted(facts.env.items()),
+             facts.threads, facts.torch_mkl, facts.numpy_blas, torch.__version__, np.__version__]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def decided_once(name: str, decide: Callable[[], str], *, facts: CpuFacts | None = None,
+                 directory: Path | None = None) -> str:
+    """``decide()`` once per machine, then the same answer in every process (a file per machine key).
+
+    Why: a choice made by timing (which GEMM library multiplies the attention's matrices) changes the
+    float rounding of a result. Made afresh in every process, two processes on one machine could
+    choose differently on a busy machine (measured: 1 of 6 processes on a shared EPYC), and so give a
+    GIMP worker and the CLI pixels a level apart for the same photo. The first process to finish the
+    decision writes it (created atomically, never replaced); all later ones read it. Where the folder
+    cannot be written, the process keeps its own answer.
+    """
+    path = (directory or decisions_dir()) / f"{name}-{machine_key(facts or cpu_facts())}.json"
+    try:
+        return str(json.loads(path.read_text())["choice"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    choice = decide()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"choice": choice, "decided": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        try:
+            os.link(tmp, path)  # atomic "create if absent": a concurrent first decision wins
+        finally:
+            tmp.unlink(missing_ok=True)
+    except FileExistsError:
+        try:
+            return str(json.loads(path.read_text())["choice"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return choice
+    except OSError:
+        return choice
+    return choice
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cpu import CpuFacts, cpu_facts
+from ..cpu import CpuFacts, cpu_facts, decided_once
 from ..progress import tick
 from .blocks import ResnetBlock
 
@@ -91,16 +91,22 @@ def float32_gemm_backend() -> str:
 
     Why: torch's x86 builds run float32 GEMMs through MKL, which on AMD CPUs reaches only about
     two thirds of OpenBLAS's rate on these shapes (issue 15: 103-118 vs 152-156 GFLOP/s on an EPYC),
-    and the two products are ~all of the non-local block's time. Decided once per process by
-    :func:`choose_gemm_backend` from ``oldphoto.cpu``'s facts (Intel keeps MKL without a probe) and a
-    probe GEMM of the block's shape, so a slow or absent OpenBLAS never costs anything. Both are
-    float32 GEMMs: the results differ in summation order only (within the refcheck tolerance).
+    and the two products are ~all of the non-local block's time. Decided by :func:`choose_gemm_backend`
+    from ``oldphoto.cpu``'s facts (Intel keeps MKL without a probe) and a probe GEMM of the block's
+    shape, so a slow or absent OpenBLAS never costs anything. Both are float32 GEMMs: the results
+    differ in summation order only (within the refcheck tolerance), but they do differ, so a probed
+    choice is made once per machine (``oldphoto.cpu.decided_once``): every process of a machine
+    (CLI, GIMP/Krita worker, batch workers) then gives the same pixels.
     ``OLDPHOTO_ATTENTION_GEMM=torch|numpy`` fixes the choice (benchmarks, tests).
     """
     forced = os.environ.get(GEMM_ENV, "auto").strip().lower()
     if forced in ("torch", "numpy"):
         return forced
-    return choose_gemm_backend(cpu_facts())
+    facts = cpu_facts()
+    if gemm_facts_choice(facts) is not None:
+        return choose_gemm_backend(facts)  # no timing involved
+    # A timed choice changes the rounding of results: one per machine, shared by its processes.
+    return decided_once("attention-gemm", lambda: choose_gemm_backend(facts), facts=facts)
 
 
 def attention_mm(x: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
