@@ -95,8 +95,12 @@ def test_golden_scratch_cases_pass_with_numpy_gemms(backend):
     golden = require_reference("global", "golden")
     backend("numpy")
     index = json.loads((golden / "index.json").read_text())
-    ids = [c["id"] for c in index["cases"] if c["id"].startswith(("chain_scratch", "scratch__"))]
-    assert len(ids) >= 4
+    # The network chains and ONE whole photo: test_refcheck runs every scratch photo with the default
+    # library already, so the other photos would repeat ~2 minutes of work for the same check.
+    chains = [c["id"] for c in index["cases"] if c["id"].startswith("chain_scratch")]
+    photos = [c["id"] for c in index["cases"] if c["id"].startswith("scratch__")]
+    ids = chains + photos[:1]
+    assert len(chains) >= 3 and photos
     lines: list[str] = []
     results = [r for r in run_dir(golden, only=ids, report=lines.append) if r.case_id in ids]
     assert {r.case_id for r in results} == set(ids)
