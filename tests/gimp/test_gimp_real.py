@@ -177,10 +177,11 @@ def gimp_run(seeded_weights_dir, tmp_path_factory):
             _wait_for_worker(work / "worker.sock", worker, log)
             timings["worker_start"] = time.perf_counter() - t
 
-            def expected() -> dict[str, np.ndarray]:
-                from oldphoto import Restorer
+            from oldphoto import Restorer
 
-                r = Restorer(device="cpu", weights_dir=seeded_weights_dir)
+            r = Restorer(device="cpu", weights_dir=seeded_weights_dir)  # also the gray test's, models loaded once
+
+            def expected() -> dict[str, np.ndarray]:
                 x, y, mw, mh = SELECTION
                 mask = np.zeros((h, w), np.uint8)
                 mask[y:y + mh, x:x + mw] = 255
@@ -207,7 +208,7 @@ def gimp_run(seeded_weights_dir, tmp_path_factory):
             report = _read_report(work, main)
             yield {
                 "work": work, "name": name, "rgba": rgba, "size": (w, h), "main": main, "report": report,
-                "want": want_images, "worker_log": log, "weights": seeded_weights_dir, "timings": timings, "root": root,
+                "want": want_images, "restorer": r, "worker_log": log, "weights": seeded_weights_dir, "timings": timings, "root": root,
             }
         finally:
             worker.terminate()
@@ -265,8 +266,6 @@ def test_restored_layer_matches_restorer(gimp_run, case):
 def test_grayscale_image(gimp_run):
     """Gray layers reach the networks as R=G=B and get the result's luminance back (babl's sRGB
     weights, in linear light), alpha kept."""
-    from oldphoto import Restorer
-
     c, (w, h) = gimp_run["report"]["cases"]["gray"], gimp_run["size"]
     assert c["status"] == "success", f"{c['message']}{gimp_log(gimp_run)}"
     assert c["base_type"] == "gray" and c["restored_name"] == "Restored" and c["restored_has_alpha"]
@@ -274,7 +273,7 @@ def test_grayscale_image(gimp_run):
     out = gimp_run["work"] / "out"
     sent = _load(out, "gray-input.rgba", w, h)
     assert (sent[..., 0] == sent[..., 1]).all() and (sent[..., 1] == sent[..., 2]).all()
-    restored = np.asarray(Restorer(device="cpu", weights_dir=gimp_run["weights"]).restore(
+    restored = np.asarray(gimp_run["restorer"].restore(
         np.ascontiguousarray(sent[..., :3]), faces=False).image) / 255.0
     linear = np.where(restored <= 0.04045, restored / 12.92, ((restored + 0.055) / 1.055) ** 2.4)
     y = linear @ np.array([0.2225045, 0.7168786, 0.0606169])
