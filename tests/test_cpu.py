@@ -105,6 +105,9 @@ def test_real_probe_times_the_layers_in_a_child_and_stops_at_its_budget():
     # a budget shorter than the child's start: it is stopped, and says so instead of waiting
     stopped = cpu.probe_slowdown("float16", [Layer(8, 8, 3, 8, 8)], max_ratio=25, budget_s=0.001)
     assert not stopped.finished and stopped.ratio is None and "did not finish" in stopped.message
+    # a child that fails says why at once instead of waiting for its budget
+    broken = cpu.probe_slowdown("no_such_dtype", [Layer(8, 8, 3, 8, 8)], max_ratio=25, budget_s=600)
+    assert broken.ratio is None and "the probe failed" in broken.message and "no_such_dtype" in broken.message
 
 
 def test_cpuinfo_parsing_reads_the_first_processor():

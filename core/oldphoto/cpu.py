@@ -253,18 +253,36 @@ def probe_slowdown(dtype: str, layers: Sequence[Layer], *, max_ratio: float, bud
         proc.stdin.close()  # type: ignore[union-attr]
 
         def read(deadline: float) -> float | None:
-            try:
-                return float(lines.get(timeout=max(0.0, deadline - time.monotonic())).split()[1])
-            except (queue.Empty, IndexError, ValueError):
+            """The next time the child prints; None at the deadline or once the child has ended."""
+            while True:
+                try:
+                    return float(lines.get(timeout=min(0.2, max(0.0, deadline - time.monotonic()))).split()[1])
+                except (IndexError, ValueError):
+                    return None
+                except queue.Empty:
+                    if time.monotonic() >= deadline:
+                        return None
+                    if proc.poll() is not None:  # ended: its last line may still be on the way
+                        try:
+                            return float(lines.get(timeout=0.5).split()[1])
+                        except (queue.Empty, IndexError, ValueError):
+                            return None
+
+        def failed() -> ProbeResult | None:
+            if proc.poll() is None:
                 return None
+            err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()  # type: ignore[union-attr]
+            return ProbeResult(None, False, f"the probe failed: {err[-1] if err else f'exit {proc.returncode}'}")
 
         t32 = read(start + budget_s)
         if t32 is None:
-            return ProbeResult(None, False, f"the float32 probe did not finish within {budget_s:.0f} s")
+            return failed() or ProbeResult(None, False, f"the float32 probe did not finish within {budget_s:.3g} s")
         t32 = max(t32, 1e-6)
         waited = time.monotonic()
         t_low = read(min(start + budget_s, waited + max_ratio * t32 + 0.5))
         if t_low is None:
+            if (bad := failed()) is not None:
+                return bad
             slower = (time.monotonic() - waited) / t32
             return ProbeResult(slower, False, f"{dtype} took over {slower:.0f}x the float32 time of the real "
                                f"layers ({t32:.3f} s) and was stopped")
