@@ -205,6 +205,7 @@ def _probe_child() -> None:
     import torch
     import torch.nn.functional as F
 
+    low = getattr(torch, spec["dtype"])  # an unknown dtype fails before any timing
     torch.set_num_threads(spec["threads"])
     torch.set_grad_enabled(False)
     gen = torch.Generator().manual_seed(0)
@@ -226,7 +227,6 @@ def _probe_child() -> None:
 
     run(torch.float32)  # first call: oneDNN builds its kernels
     print("float32", min(run(torch.float32), run(torch.float32)), flush=True)
-    low = getattr(torch, spec["dtype"])
     for _ in range(2):  # the first includes building the kernels; the parent keeps the best it sees in time
         print(spec["dtype"], run(low), flush=True)
 
