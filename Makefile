@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.oldphoto-installed
 
-.PHONY: test demo install lint clean system-deps space machine
+.PHONY: test demo install lint clean system-deps space machine krita-zip
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ machine: $(STAMP)
 
 # `machine` first, so a failure report says which CPU it came from; --durations lists the slowest tests.
 test: $(STAMP) machine system-deps
-	$(PY) -m ruff check core tests gimp_plugin gradio_app hf_space benchmarks
+	$(PY) -m ruff check core tests gimp_plugin krita_plugin gradio_app hf_space benchmarks
 	$(PY) -m pytest --durations=15
 
 demo: $(STAMP)
@@ -38,8 +38,12 @@ demo: $(STAMP)
 space:
 	$(PYTHON) hf_space/bundle.py build/space
 
+# The Krita plug-in as the archive Tools > Scripts > Import Python Plugin from File accepts.
+krita-zip: $(STAMP)
+	$(PY) -m oldphoto.cli krita zip build/oldphoto_krita.zip
+
 lint: $(STAMP)
-	$(PY) -m ruff check core tests gimp_plugin gradio_app hf_space benchmarks
+	$(PY) -m ruff check core tests gimp_plugin krita_plugin gradio_app hf_space benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info core/*.egg-info .pytest_cache

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 PLUGINS = {
     "weights": "oldphoto.cli.weights",
     "gimp": "oldphoto.cli.gimp",
+    "krita": "oldphoto.cli.krita",
     "batch": "oldphoto.cli.batch",
     "worker": "oldphoto.bridge.cli",
     "demo": "oldphoto_gradio.cli",

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import bridge
-from .plugin_files import copy_bridge_client, copy_resource
+from .plugin_files import (
+    add_worker_arguments,
+    copy_bridge_client,
+    copy_resource,
+    describe_worker,
+    stop_worker,
+    worker_config,
+)
 
 PLUGIN_NAME = "restore_old_photo"
 FILES = {
@@ -84,30 +91,15 @@ def uninstall(plugins_dir: Path) -> Path | None:
     dest = plugins_dir / PLUGIN_NAME
     if not (dest / f"{PLUGIN_NAME}.py").is_file():
         return None
-    try:
-        cfg = bridge.WorkerConfig.load(dest / bridge.CONFIG_NAME)
-        if cfg.uses_socket():
-            with bridge.WorkerClient.connect(cfg, start=False) as client:
-                client.shutdown()
-    except (bridge.OldPhotoError, OSError):
-        pass  # no worker running, or no config: nothing to stop
+    stop_worker(dest / bridge.CONFIG_NAME, INSTALL_COMMAND)
     shutil.rmtree(dest)
     return dest
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
     plugins_dir = Path(args.plugins_dir) if args.plugins_dir else default_plugins_dir()
-    weights_dir = str(Path(args.weights_dir).resolve()) if args.weights_dir else None
-    config = bridge.WorkerConfig(
-        python=args.python or sys.executable,
-        weights_dir=weights_dir,
-        device=args.device,
-        transport=args.transport,
-        socket=args.socket,
-        install_command=INSTALL_COMMAND,
-    )
-    if args.python and not Path(args.python).is_file():
-        print(f"oldphoto gimp install: --python {args.python} does not exist.", file=sys.stderr)
+    config = worker_config(args, INSTALL_COMMAND)
+    if config is None:
         return 2
     try:
         dest = install(plugins_dir, config)
@@ -116,7 +108,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
               "pass --plugins-dir with GIMP's plug-ins folder.", file=sys.stderr)
         return 1
     print(f"Installed the GIMP plug-in in {dest}")
-    print(f"Worker: {config.python}" + (f" (weights from {weights_dir})" if weights_dir else ""))
+    print(describe_worker(config))
     print("Restart GIMP, then use Filters > Enhance > Restore Old Photo...")
     return 0
 
@@ -148,15 +140,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     i = sub.add_parser("install", help="copy the plug-in into GIMP's plug-ins folder")
     i.add_argument("--plugins-dir", help=dir_help)
-    i.add_argument("--python", help="Python that runs the worker (default: this one, %(default)s)")
-    i.add_argument("--weights-dir", help="folder of <component>.safetensors for the worker")
-    i.add_argument("--device", default="auto", help="worker device: auto (default), cpu, cuda, cuda:N")
-    i.add_argument("--transport", choices=("auto", "socket", "stdio"), default="auto",
-                   help="how the plug-in reaches the worker (default auto: a persistent worker on a "
-                        "UNIX socket, or one worker per run over pipes on Windows)")
-    i.add_argument("--socket", metavar="PATH",
-                   help="UNIX socket of the worker as GIMP sees it (for a GIMP that cannot start "
-                        "programs, e.g. Flatpak: start `oldphoto worker --socket PATH` yourself)")
+    add_worker_arguments(i, "GIMP")
     i.set_defaults(func=_cmd_install)
 
     u = sub.add_parser("uninstall", help="remove the plug-in (and stop its worker)")
