@@ -28,13 +28,22 @@ Messages, client -> worker (key ``op``):
 * ``hello`` -> ``{"type": "hello", "protocol", "version", "python", "pid"}``
 * ``restore`` with ``width``, ``height``, ``scratches`` (``none`` | ``auto`` | ``mask``), ``hr``,
   ``faces``, the adjustments ``strength``, ``face_strength``, ``scratch_threshold``, ``mask_grow``
-  (``Restorer.restore``'s keywords, same defaults) and ``want_mask``; payload = RGB u8
+  (``Restorer.restore``'s keywords, same defaults), ``want_mask`` and optionally colour:
+  ``colorize`` (``none`` | ``auto``), ``colorize_model``, ``color_strength``, ``only_if_grey`` (a
+  layer that already has colour is not colourised; the result's ``notes`` say so) and ``want_base``
+  (also send the result at colour strength 0, for a host that puts the colour in a layer of its
+  own); payload = RGB u8
   (``width*height*3``), then for ``mask`` one byte per pixel (0 / 255, white = damage). Replies: any
   number of ``{"type": "progress", "fraction", "message"}``, then ``{"type": "result", "width",
-  "height", "faces", "mask_source", "timings", "notes", "mask"}`` with the RGB u8 payload, followed
-  when ``want_mask`` and a mask was used (``"mask": true``) by the mask used at the image's size (one
-  byte per pixel, 0 / 255); or ``{"type": "error", "kind", "message"}`` (message written for the
-  user), or ``{"type": "cancelled"}``.
+  "height", "faces", "mask_source", "timings", "notes", "mask", "colorized", "color_kept", "base"}`` with the RGB u8
+  payload, followed when ``"base": true`` by the uncoloured result (RGB u8), then when ``want_mask``
+  and a mask was used (``"mask": true``) by the mask used at the image's size (one byte per pixel,
+  0 / 255); or ``{"type": "error", "kind", "message"}`` (message written for the user), or
+  ``{"type": "cancelled"}``.
+* ``colorize`` with ``width``, ``height``, ``colorize_model``, ``color_strength``, ``only_if_grey``;
+  payload = RGB u8. Replies: progress, then a ``result`` as for ``restore`` (``Restorer.colorize``:
+  colour only, no repair), or an error (``InputError`` for a layer that has colour while
+  ``only_if_grey``) / cancelled.
 * ``detect`` with ``width``, ``height``, ``scratch_threshold``, ``mask_grow``; payload = RGB u8. Replies:
   progress, then ``{"type": "mask", "width", "height"}`` with the detected mask (one byte per pixel,
   0 / 255), or an error / cancelled as for ``restore``. Only the scratch U-Net runs.
@@ -69,16 +78,19 @@ except ImportError:  # copied next to the GIMP plug-in: a standalone module with
         """Same role as oldphoto.errors.OldPhotoError: the message is for the user."""
 
 
-PROTOCOL = 2
-"""2: the adjustments, ``want_mask`` and ``detect`` (a version-1 worker would ignore them silently)."""
+PROTOCOL = 3
+"""2: the adjustments, ``want_mask`` and ``detect`` (a version-1 worker would ignore them silently).
+3: colour (``colorize`` request, colour keys of ``restore``, the ``base`` image)."""
 MAGIC = b"OPB1"
 _HEAD = struct.Struct("!4sIQ")
 MAX_JSON = 1 << 20
-MAX_PAYLOAD = 5 * 64_000_000  # RGB + mask of the 64 MP input limit (oldphoto.imageio.MAX_PIXELS)
+MAX_PAYLOAD = 7 * 64_000_000  # RGB + base RGB + mask of the 64 MP input limit (oldphoto.imageio.MAX_PIXELS)
 CONFIG_NAME = "oldphoto-worker.json"
 """The config file ``oldphoto gimp install`` writes next to the plug-in."""
 SCRATCH_THRESHOLD = 0.4
 """``oldphoto.stages.detect.THRESHOLD``, repeated because this module must stay standard-library only."""
+COLOR_MODELS = ("modelscope", "paper", "artistic", "tiny")
+"""``Restorer``'s ``colorize_model`` values (the DDColor checkpoints), default first."""
 START_TIMEOUT = 180.0
 """Seconds a starting worker may take (importing torch from a cold disk can take a minute)."""
 
@@ -435,12 +447,21 @@ class WorkerClient:
         scratch_threshold: float = SCRATCH_THRESHOLD,
         mask_grow: int = 0,
         want_mask: bool = False,
+        colorize: str = "none",
+        colorize_model: str = COLOR_MODELS[0],
+        color_strength: float = 1.0,
+        only_if_grey: bool = False,
+        want_base: bool = False,
         progress: Progress | None = None,
     ) -> tuple[bytes, dict[str, Any]]:
         """Restore 8-bit RGB pixels; returns the result's RGB bytes (same size) and its info.
 
         With ``want_mask`` the info's ``"mask_pixels"`` holds the scratch mask used (0 / 255 bytes at
-        the image's size), or None when no mask was used.
+        the image's size), or None when no mask was used. With ``colorize="auto"`` the result is
+        colourised (info ``"colorized"``; false, and ``"color_kept"`` true, when ``only_if_grey`` kept a
+        colour layer's colour),
+        and with ``want_base`` the info's ``"base_pixels"`` holds the result at colour strength 0
+        (None when not colourised).
         """
         if len(rgb) != width * height * 3:
             raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
@@ -451,13 +472,44 @@ class WorkerClient:
         header = {"op": "restore", "width": width, "height": height, "scratches": scratches, "hr": hr, "faces": faces,
                   "strength": strength, "face_strength": face_strength, "scratch_threshold": scratch_threshold,
                   "mask_grow": mask_grow, "want_mask": want_mask}
+        if colorize != "none":
+            header.update(colorize=colorize, colorize_model=colorize_model, color_strength=color_strength,
+                          only_if_grey=only_if_grey, want_base=want_base)
         self._send(header, rgb + (mask or b""))
         reply, payload = self._await("result", progress)
+        return self._split_result(reply, payload, width, height)
+
+    def colorize(
+        self,
+        rgb: bytes,
+        width: int,
+        height: int,
+        *,
+        colorize_model: str = COLOR_MODELS[0],
+        color_strength: float = 1.0,
+        only_if_grey: bool = False,
+        progress: Progress | None = None,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Colourise 8-bit RGB pixels without repairing them (``Restorer.colorize``); returns the
+        result's RGB bytes and its info. A layer that has colour while ``only_if_grey`` is refused
+        (:class:`WorkerError` with kind ``InputError``, the message says what to do)."""
+        if len(rgb) != width * height * 3:
+            raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
+        self._send({"op": "colorize", "width": width, "height": height, "colorize_model": colorize_model,
+                    "color_strength": color_strength, "only_if_grey": only_if_grey}, rgb)
+        reply, payload = self._await("result", progress)
+        return self._split_result(reply, payload, width, height)
+
+    @staticmethod
+    def _split_result(reply: dict[str, Any], payload: bytes, width: int, height: int) -> tuple[bytes, dict[str, Any]]:
+        """A ``result`` payload -> the RGB bytes; ``base_pixels`` and ``mask_pixels`` go into the info."""
         n = width * height * 3
-        expected = n + (width * height if reply.get("mask") else 0)
+        base = n if reply.get("base") else 0
+        expected = n + base + (width * height if reply.get("mask") else 0)
         if len(payload) != expected:
             raise ProtocolError(f"result has {len(payload)} bytes, expected {expected}")
-        reply["mask_pixels"] = payload[n:] if reply.get("mask") else None
+        reply["base_pixels"] = payload[n:n + base] if base else None
+        reply["mask_pixels"] = payload[n + base:] if reply.get("mask") else None
         return payload[:n], reply
 
     def detect(
