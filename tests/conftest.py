@@ -55,3 +55,16 @@ def batch_reference(batch_tree, seeded_weights_dir, tmp_path_factory) -> Path:
     with one_torch_thread():
         assert main(["batch", str(batch_tree), str(out), "--weights-dir", str(seeded_weights_dir), *ARGS]) == 1
     return out
+
+
+@pytest.fixture(scope="session")
+def seeded_color_weights_dir(seeded_weights_dir, tmp_path_factory) -> Path:
+    """``seeded_weights_dir`` (linked, not copied) plus the seeded tiny DDColor (``ddcolor_paper_tiny``,
+    220 MB, a few seconds): what colour tests of the surfaces need, with ``colorize_model="tiny"``."""
+    from oldphoto.seeded import write_seeded_weights
+
+    out = tmp_path_factory.mktemp("seeded_color_weights")
+    for f in seeded_weights_dir.iterdir():
+        (out / f.name).symlink_to(f)
+    write_seeded_weights(out, ["ddcolor_paper_tiny"])
+    return out

@@ -48,10 +48,10 @@ def photo() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def restorer(seeded_weights_dir):
+def restorer(seeded_color_weights_dir):
     from oldphoto import Restorer
 
-    return Restorer(device="cpu", weights_dir=seeded_weights_dir)
+    return Restorer(device="cpu", weights_dir=seeded_color_weights_dir)
 
 
 class Conn:
@@ -389,7 +389,7 @@ def grey_photo(photo) -> np.ndarray:
 
 def test_restore_with_colour_and_its_base(restorer, grey_photo):
     """Colour keys of ``restore``: the result is Restorer.restore(colorize=...), and ``want_base``
-    adds the same result at colour strength 0 (what the GIMP plug-in puts under a Color-mode layer)."""
+    adds the uncoloured result (what the GIMP plug-in puts under a Color-mode layer)."""
     want = restorer.restore(grey_photo, faces=False, colorize="auto", colorize_model="tiny", color_strength=0.7)
     conn = Conn(bridge_worker.Worker(restorer))
     try:
@@ -399,7 +399,7 @@ def test_restore_with_colour_and_its_base(restorer, grey_photo):
         assert info["colorized"] and not info["color_kept"] and info["base"]
         assert np.array_equal(np.frombuffer(rgb, np.uint8).reshape(H, W, 3), np.asarray(want.image))
         base = np.frombuffer(info["base_pixels"], np.uint8).reshape(H, W, 3)
-        assert np.array_equal(base, np.asarray(want.reblend(color_strength=0.0).image))
+        assert np.array_equal(base, np.asarray(want.uncolored))
         assert info["mask_pixels"] is None
         job = conn.client.status()["last_job"]
         assert job["colorize"] == "auto" and job["colorize_model"] == "tiny" and job["color_strength"] == 0.7

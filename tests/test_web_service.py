@@ -246,7 +246,8 @@ def test_a_colour_photo_keeps_its_colour_unless_the_user_asks(tmp_path):
     """"Only if the photo is grey" (the default) leaves a colour photo's colour alone and says how to
     replace it; "replace" colourises it from its lightness (the library's note says so)."""
     rgb = np.zeros((30, 40, 3), np.uint8)
-    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 120, 40  # clearly orange
+    rgb[:, :20] = (200, 120, 40)  # orange and blue: colours of its own, not a tint
+    rgb[:, 20:] = (40, 90, 200)
     colour = service.prepare_photo(Image.fromarray(rgb))
     color, notices = service.color_request(colour.photo, "auto", "tiny")
     assert color == {} and len(notices) == 1

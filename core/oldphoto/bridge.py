@@ -31,8 +31,8 @@ Messages, client -> worker (key ``op``):
   (``Restorer.restore``'s keywords, same defaults), ``want_mask`` and optionally colour:
   ``colorize`` (``none`` | ``auto``), ``colorize_model``, ``color_strength``, ``only_if_grey`` (a
   layer that already has colour is not colourised; the result's ``notes`` say so) and ``want_base``
-  (also send the result at colour strength 0, for a host that puts the colour in a layer of its
-  own); payload = RGB u8
+  (also send the uncoloured result, ``RestoreResult.uncolored``, for a host that puts the colour in
+  a layer of its own); payload = RGB u8
   (``width*height*3``), then for ``mask`` one byte per pixel (0 / 255, white = damage). Replies: any
   number of ``{"type": "progress", "fraction", "message"}``, then ``{"type": "result", "width",
   "height", "faces", "mask_source", "timings", "notes", "mask", "colorized", "color_kept", "base"}`` with the RGB u8
@@ -460,8 +460,8 @@ class WorkerClient:
         the image's size), or None when no mask was used. With ``colorize="auto"`` the result is
         colourised (info ``"colorized"``; false, and ``"color_kept"`` true, when ``only_if_grey`` kept a
         colour layer's colour),
-        and with ``want_base`` the info's ``"base_pixels"`` holds the result at colour strength 0
-        (None when not colourised).
+        and with ``want_base`` the info's ``"base_pixels"`` holds the uncoloured result (the image the
+        colour stage got; None when not colourised).
         """
         if len(rgb) != width * height * 3:
             raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")

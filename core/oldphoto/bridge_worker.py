@@ -160,7 +160,7 @@ class Worker:
                 rgb, scratches="auto" if scratches == "auto" else "none", mask=mask, hr=hr, faces=faces,
                 progress=progress, cancel=cancel, **adjust, **({} if keep else color),
             )
-            base = res.reblend(color_strength=0.0) if want_base and color and not keep else None
+            base = getattr(res, "uncolored", None) if want_base else None  # the image the colour stage got
             used = getattr(res, "mask", None)
             extra = _mask_bytes(used, w, h) if want_mask and used is not None else b""
             header, out = _result(res, w, h, base=base, extra=extra, notes=notes, colorized=bool(color) and not keep)
@@ -309,8 +309,9 @@ def _keep_existing_color(rgb: np.ndarray, color: dict[str, Any], only_if_grey: b
 
 def _result(res: Any, w: int, h: int, *, base: Any = None, extra: bytes = b"", notes: list[str] | None = None,
             colorized: bool = False) -> tuple[dict[str, Any], bytes]:
-    """A ``RestoreResult`` as a ``result`` message: header, then RGB (+ base RGB) (+ ``extra``, the mask)."""
-    images = [res.image] + ([base.image] if base is not None else [])
+    """A ``RestoreResult`` as a ``result`` message: header, then RGB (+ ``base``, an image, as RGB) (+
+    ``extra``, the mask)."""
+    images = [res.image] + ([base] if base is not None else [])
     parts = []
     for image in images:
         arr = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))

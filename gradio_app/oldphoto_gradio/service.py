@@ -83,9 +83,6 @@ COLOR_HELP = (
     "colour is left as it is unless you choose “Replace the existing colour”."
 )
 
-COLOR_METHOD_NAMES = {"auto": "automatic"}
-"""How the summary names each ``colorize`` method."""
-
 MAX_FACES_SHOWN = 12
 """Faces shown before/after in the gallery; a crowd photo still gets every face enhanced."""
 
@@ -277,20 +274,18 @@ def reblend(prepared: Prepared, result: Any, strength: float, face_strength: flo
     return package_result(prepared, result.reblend(**options), out_dir)
 
 
-def color_summary(controls: Any) -> str:
+def color_summary(result: Any) -> str:
     """E.g. "colourised (automatic, Tiny model, colour strength 0.5)" for the summary line."""
-    method = COLOR_METHOD_NAMES.get(controls.colorize, controls.colorize)
-    model = {value: label.split(":")[0] for label, value in COLOR_MODELS}.get(controls.colorize_model,
-                                                                              controls.colorize_model)
-    text = f"colourised ({method}, {model} model"
-    if controls.color_strength != 1.0:
-        text += f", colour strength {controls.color_strength:g}"
+    model = {value: label.split(":")[0] for label, value in COLOR_MODELS}.get(result.color.model, result.color.model)
+    text = f"colourised (automatic, {model} model"  # "auto" is the only method until reference / points
+    if result.controls.color_strength != 1.0:
+        text += f", colour strength {result.controls.color_strength:g}"
     return text + ")"
 
 
 def is_colorized(result: Any) -> bool:
-    """Whether a ``RestoreResult`` was colourised (its controls name a colour method)."""
-    return (getattr(getattr(result, "controls", None), "colorize", "none") or "none") != "none"
+    """Whether a ``RestoreResult`` was colourised (it keeps the colour prediction for re-blends)."""
+    return getattr(result, "color", None) is not None
 
 
 def user_message(err: BaseException) -> str:
@@ -416,7 +411,7 @@ def package_result(prepared: Prepared, result: Any, out_dir: str | Path | None =
         parts.append(f"scratch mask: {result.mask_source}, {share:.1f}% of the photo")
     parts.append(f"{len(result.faces)} face(s) enhanced" if result.faces else "no faces enhanced")
     if is_colorized(result):
-        parts.append(color_summary(result.controls))
+        parts.append(color_summary(result))
     if result.timings:
         parts.append(f"{sum(result.timings.values()):.1f} s")
     summary = " · ".join(parts) + "."

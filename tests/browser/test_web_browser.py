@@ -305,7 +305,7 @@ def _chroma_of(url: str) -> float:
     return float((arr.max(axis=2) - arr.min(axis=2)).mean())
 
 
-def test_automatic_colour_and_colour_strength(browser, seeded_weights_dir, old_photo, tmp_path):
+def test_automatic_colour_and_colour_strength(browser, seeded_color_weights_dir, old_photo, tmp_path):
     """Colour ▸ Automatic with the Tiny model: the before/after view shows a grey photo before and a
     colour one after; Adjust ▸ Colour strength 0 then gives the grey restoration back without running
     any network again."""
@@ -321,8 +321,8 @@ def test_automatic_colour_and_colour_strength(browser, seeded_weights_dir, old_p
             calls.append({k: kwargs.get(k) for k in ("colorize", "colorize_model", "color_strength")})
             return super().restore(*args, **kwargs)
 
-    factory = lambda: Counting(device="cpu", weights_dir=seeded_weights_dir)  # noqa: E731
-    with serve(seeded_weights_dir, restorer_factory=factory) as url:
+    factory = lambda: Counting(device="cpu", weights_dir=seeded_color_weights_dir)  # noqa: E731
+    with serve(seeded_color_weights_dir, restorer_factory=factory) as url:
         context = browser.new_context(viewport={"width": 1400, "height": 1100})
         pg = context.new_page()
         errors: list[str] = []
