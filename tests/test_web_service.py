@@ -126,12 +126,17 @@ def test_without_spaces_the_gpu_wrapper_is_a_no_op():
     assert on_gpu(f) is f
 
 
-def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir, tmp_path):
+def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir, seeded_color_weights_dir,
+                                                             tmp_path):
     from oldphoto import Restorer
 
-    assert service.preload_networks(Restorer(device="cpu", weights_dir=seeded_weights_dir)) == []
-    problems = service.preload_networks(Restorer(device="cpu", weights_dir=tmp_path))
-    assert len(problems) == 3 and all("vae_a_quality" in p or "detection_unet" in p for p in problems)
+    r = Restorer(device="cpu", weights_dir=seeded_color_weights_dir)
+    assert service.preload_networks(r, colorize_model="tiny") == []
+    problems = service.preload_networks(Restorer(device="cpu", weights_dir=tmp_path), colorize_model="tiny")
+    assert len(problems) == 4 and all("vae_a_quality" in p or "detection_unet" in p for p in problems)
+    no_colour = service.preload_networks(Restorer(device="cpu", weights_dir=seeded_weights_dir),
+                                         colorize_model="tiny")
+    assert len(no_colour) == 1 and "ddcolor_paper_tiny" in no_colour[0]
 
 
 def test_the_queue_protects_the_machine(tmp_path):

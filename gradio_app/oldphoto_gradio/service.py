@@ -318,8 +318,9 @@ class RestorerHolder:
             return self._restorer
 
 
-def preload_networks(restorer: Any) -> list[str]:
-    """Load every mode's networks now; return the messages of the modes whose weights are missing.
+def preload_networks(restorer: Any, colorize_model: str = "modelscope") -> list[str]:
+    """Load every mode's networks, and the default colour model, now; return the messages of the
+    modes whose weights are missing.
 
     A Space preloads at start-up so the first visitor does not wait for loading, and so that on
     ZeroGPU the networks live in the main process (each GPU call runs in a short-lived worker that
@@ -332,6 +333,10 @@ def preload_networks(restorer: Any) -> list[str]:
             restorer.preload(scratches=scratches, hr=hr, faces=True)
         except OldPhotoError as exc:
             problems.append(str(exc))
+    try:  # the other colour models load when first chosen
+        restorer.preload(faces=False, colorize="auto", colorize_model=colorize_model)
+    except OldPhotoError as exc:
+        problems.append(str(exc))
     return problems
 
 
