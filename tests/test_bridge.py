@@ -394,7 +394,7 @@ def test_restore_with_colour_and_its_base(restorer, grey_photo):
     conn = Conn(bridge_worker.Worker(restorer))
     try:
         rgb, info = conn.client.restore(grey_photo.tobytes(), W, H, faces=False, colorize="auto",
-                                        colorize_model="tiny", color_strength=0.7, only_if_grey=True,
+                                        colorize_model="tiny", color_strength=0.7, existing_color="grey-only",
                                         want_base=True)
         assert info["colorized"] and not info["color_kept"] and info["base"]
         assert np.array_equal(np.frombuffer(rgb, np.uint8).reshape(H, W, 3), np.asarray(want.image))
@@ -416,13 +416,13 @@ def test_a_colour_layer_keeps_its_colour_when_only_grey_ones_are_colourised(rest
     conn = Conn(bridge_worker.Worker(restorer))
     try:
         rgb, info = conn.client.restore(photo.tobytes(), W, H, faces=False, colorize="auto", colorize_model="tiny",
-                                        only_if_grey=True, want_base=True)
+                                        existing_color="grey-only", want_base=True)
         assert info["color_kept"] and not info["colorized"] and info["base_pixels"] is None
         assert any("already has colour" in n for n in info["notes"])
         assert np.array_equal(np.frombuffer(rgb, np.uint8).reshape(H, W, 3),
                               np.asarray(restorer.restore(photo, faces=False).image))
         with pytest.raises(bridge.WorkerError, match="already has colour.*Replace the existing colour") as err:
-            conn.client.colorize(photo.tobytes(), W, H, colorize_model="tiny", only_if_grey=True)
+            conn.client.colorize(photo.tobytes(), W, H, colorize_model="tiny", existing_color="grey-only")
         assert err.value.kind == "InputError"
         rgb, info = conn.client.colorize(photo.tobytes(), W, H, colorize_model="tiny")  # replace: allowed
         assert info["colorized"]

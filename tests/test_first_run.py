@@ -207,7 +207,9 @@ def test_gimp_install_and_the_workers_first_job(venv, hub, world_files, photo, t
     folder = plugins / "restore_old_photo"
     assert os.access(folder / "restore_old_photo.py", os.X_OK)
     # the plug-in's copy of the bridge, as GIMP's Python imports it (no oldphoto on its path)
-    spec = importlib.util.spec_from_file_location("oldphoto_bridge_installed", folder / "oldphoto_bridge.py")
+    package = folder / "oldphoto_bridge"
+    spec = importlib.util.spec_from_file_location("oldphoto_bridge_installed", package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)

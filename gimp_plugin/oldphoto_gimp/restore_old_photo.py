@@ -3,7 +3,8 @@
 "Colourise Old Photo..." (DDColor, Kang et al. ICCV 2023).
 
 GIMP's Python has no torch, so this file only moves pixels: it reads the active layer as 8-bit sRGB,
-sends it to an oldphoto worker (``oldphoto_bridge.py``, installed next to this file together with
+sends it to an oldphoto worker (the bridge client ``oldphoto_bridge/``, shared with the Krita
+plug-in and installed next to this file together with
 the worker's config, see ``oldphoto gimp install``), and puts the answer into a new layer
 "Restored" above the original (optionally with a layer mask from the damage mask), and/or the
 damage mask into a channel "Scratch mask", all in one undo group. The original layer is never written.
@@ -135,14 +136,19 @@ def _source_layer(drawables, label: str):
     return src
 
 
-def _color_options(config) -> dict:
-    """The colour controls as ``WorkerClient`` keywords (the worker and the library check the values)."""
-    model = config.get_property("colorize-model")
-    return {
-        "colorize_model": model if model in bridge.COLOR_MODELS else bridge.COLOR_MODELS[0],
-        "color_strength": float(config.get_property("color-strength")),
-        "only_if_grey": config.get_property("existing-color") != "replace",
-    }
+COLOR_FIELDS = ("colorize_model", "color_strength", "existing_color")
+"""The bridge options the Colourise filter has controls for (its colour method is always "auto")."""
+
+
+def restore_options(config, names=None) -> bridge.RestoreOptions:
+    """The dialog's controls as the bridge's options: every field comes from the procedure argument
+    of the same name (``_`` written ``-``), so a control added to the protocol cannot be forgotten.
+    ``names``: only these fields (the Colourise filter has the colour controls only)."""
+    names = bridge.RestoreOptions.names() if names is None else names
+    values = {name: config.get_property(name.replace("_", "-")) for name in names}
+    if "scratches" in values:
+        values["scratches"] = SCRATCHES.get(values["scratches"], "none")
+    return bridge.RestoreOptions.from_values(values)
 
 
 def _read_layer(src):
@@ -193,7 +199,7 @@ def _write_color(image, src, out_rgb: bytes, base_rgb: bytes | None, rect, color
 def colorize_layer(image, drawables, config) -> None:
     """Colourise Old Photo: the active layer's colour predicted, into a new layer above it."""
     src = _source_layer(drawables, COLORIZE_LABEL)
-    color = _color_options(config)
+    options = restore_options(config, COLOR_FIELDS)
     color_layer = bool(config.get_property("color-layer"))
     worker_config = _worker_config()
     Gimp.progress_init(f"{COLORIZE_LABEL}: reading the layer")
@@ -201,7 +207,7 @@ def colorize_layer(image, drawables, config) -> None:
     status, progress = _reporters(COLORIZE_LABEL)
     status("connecting to the oldphoto worker")
     with bridge.WorkerClient.connect(worker_config, status=status) as client:
-        out_rgb, _info = client.colorize(rgb, w, h, progress=progress, **color)
+        out_rgb, _info = client.colorize(rgb, w, h, options, progress=progress)
     status("writing the result")
     image.undo_group_start()
     try:
@@ -214,21 +220,12 @@ def colorize_layer(image, drawables, config) -> None:
 
 def restore_layer(image, drawables, config) -> None:
     src = _source_layer(drawables, LABEL)
-    scratches = SCRATCHES.get(config.get_property("scratches"), "none")
-    faces = bool(config.get_property("faces"))
-    hr = bool(config.get_property("hr"))
+    options = restore_options(config)
+    scratches = options.scratches
     output = config.get_property("output")
     output = output if output in OUTPUTS else "layer"
     want_channel = bool(config.get_property("mask-channel")) or output == "detect-only"
-    adjust = {
-        "strength": float(config.get_property("strength")),
-        "face_strength": float(config.get_property("face-strength")),
-        "scratch_threshold": float(config.get_property("scratch-threshold")),
-        "mask_grow": int(config.get_property("mask-grow")),
-    }
-    colorize = bool(config.get_property("colorize")) and output != "detect-only"
-    color_layer = colorize and bool(config.get_property("color-layer"))
-    color = {"colorize": "auto", "want_base": color_layer, **_color_options(config)} if colorize else {}
+    color_layer = options.colorize != "none" and bool(config.get_property("color-layer"))
     if scratches == "none" and output != "detect-only" and (output == "layer-mask" or want_channel):
         what = ("'New layer with a layer mask from the damage mask'" if output == "layer-mask"
                 else "'Add the damage mask as a channel'")
@@ -245,12 +242,10 @@ def restore_layer(image, drawables, config) -> None:
     info: dict = {}
     with bridge.WorkerClient.connect(worker_config, status=status) as client:
         if output == "detect-only":
-            used_mask = client.detect(rgb, w, h, scratch_threshold=adjust["scratch_threshold"],
-                                      mask_grow=adjust["mask_grow"], progress=progress)
+            used_mask = client.detect(rgb, w, h, options, progress=progress)
         else:
-            out_rgb, info = client.restore(rgb, w, h, scratches=scratches, mask=mask, hr=hr, faces=faces,
-                                           want_mask=want_channel or output == "layer-mask", progress=progress,
-                                           **adjust, **color)
+            out_rgb, info = client.restore(rgb, w, h, options, mask=mask, want_base=color_layer,
+                                           want_mask=want_channel or output == "layer-mask", progress=progress)
             used_mask = info.get("mask_pixels")
     status("writing the result")
     image.undo_group_start()  # layer, layer mask and channel: one step in Edit > Undo
@@ -403,8 +398,11 @@ class RestoreOldPhoto(Gimp.PlugIn):
                                "Save the damage mask used as the channel 'Scratch mask' (edit it, then Select > "
                                "From Channel and run with 'Use selection as damage mask')", False,
                                GObject.ParamFlags.READWRITE)
-        p.add_boolean_argument("colorize", "Colo_urise", "Also colourise the result (DDColor)", False,
-                               GObject.ParamFlags.READWRITE)
+        colorize = Gimp.Choice.new()
+        colorize.add("none", 0, "No colour", "Keep the photo's tones")
+        colorize.add("auto", 1, "Automatic (DDColor)", "Colourise the result with DDColor (the last stage)")
+        p.add_choice_argument("colorize", "Colo_urise", "Colour the result", colorize, "none",
+                              GObject.ParamFlags.READWRITE)
         _add_color_arguments(p)
         return p
 

@@ -210,9 +210,9 @@ if mode == "main":
         return g, g.get_layers()[0]
 
     tiny = {"colorize-model": "tiny"}
-    run_case("colour", *grey_image(), scratches="none", faces=False, hr=False, props={**tiny, "colorize": True})
+    run_case("colour", *grey_image(), scratches="none", faces=False, hr=False, props={**tiny, "colorize": "auto"})
     run_case("colour_layers", *grey_image(), scratches="none", faces=False, hr=False,
-             props={**tiny, "colorize": True, "color-layer": True})
+             props={**tiny, "colorize": "auto", "color-layer": True})
     run_case("colourise", *grey_image(), proc_name=COLORIZE, props=tiny)
     run_case("colourise_layer", *grey_image(), proc_name=COLORIZE, props={**tiny, "color-layer": True})
     gimg, glayer = grey_image()
