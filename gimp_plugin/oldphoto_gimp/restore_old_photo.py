@@ -416,14 +416,14 @@ def _add_color_arguments(p) -> None:
     models.add("tiny", 3, "Tiny (fastest)", "The small DDColor: fastest on a CPU")
     p.add_choice_argument("colorize-model", "Colour _model", "Which DDColor model predicts the colour", models,
                           "modelscope", GObject.ParamFlags.READWRITE)
-    p.add_double_argument("color-strength", "Colour st_rength", "How much of the predicted colour is kept (0 = grey)",
+    p.add_double_argument("color-strength", "Colour str_ength", "How much of the predicted colour is kept (0 = grey)",
                           0.0, 1.0, 1.0, GObject.ParamFlags.READWRITE)
     existing = Gimp.Choice.new()
     existing.add("grey-only", 0, "Only colourise a grey layer", "A layer that already has colour is left alone")
     existing.add("replace", 1, "Replace the existing colour", "Predict new colour from the layer's lightness")
     p.add_choice_argument("existing-color", "_If the layer has colour", "What to do with a layer that has colour",
                           existing, "grey-only", GObject.ParamFlags.READWRITE)
-    p.add_boolean_argument("color-layer", "Put the colour in a Co_lor mode layer",
+    p.add_boolean_argument("color-layer", "Put the colour in a Color mode la_yer",
                            "Add the colour as a layer 'Colour' in LCh Color mode over the layer whose lightness it "
                            "keeps, so that it can be painted away", False, GObject.ParamFlags.READWRITE)
 

@@ -184,26 +184,6 @@ if mode == "main":
     run_case("detect", imgd, imgd.get_layers()[0], scratches="none", faces=False, hr=False,
              props={"output": "detect-only", "scratch-threshold": 0.3})
 
-    # every new value comes back from the saved settings (what the dialog's OK saves)
-    remembered = os.path.join(Gimp.directory(), "plug-in-settings", f"GimpProcedureConfigRun-{PROC}.last")
-    os.makedirs(os.path.dirname(remembered), exist_ok=True)
-    with open(remembered, "w") as f:
-        f.write('# settings\n\n(scratches "none")\n(faces no)\n(hr no)\n(strength 0.25)\n(face-strength 0.5)\n'
-                '(scratch-threshold 0.3)\n(mask-grow 2)\n(output "layer")\n(mask-channel no)\n\n# end of settings\n')
-    run_case("remembered", imgv, imgv.get_layers()[0], run_mode=Gimp.RunMode.WITH_LAST_VALS)
-
-    # Last values: GIMP saves them only after an interactive run (the dialog's OK), which needs a
-    # display. Save a config the way that OK does, then run WITH_LAST_VALS: the plug-in must get
-    # scratches=selection back and, without a selection, refuse with its message.
-    # The plug-in process saves them under its config's GType name (measured in GIMP 3.0.4).
-    settings = os.path.join(Gimp.directory(), "plug-in-settings", f"GimpProcedureConfigRun-{PROC}.last")
-    os.makedirs(os.path.dirname(settings), exist_ok=True)
-    with open(settings, "w") as f:  # GimpConfig's serialization, as gimp_procedure_config_save_last writes it
-        f.write('# settings\n\n(scratches "selection")\n(faces no)\n(hr no)\n\n# end of settings\n')
-    status, message = call(imgl, imgl.get_layers()[0], run_mode=Gimp.RunMode.WITH_LAST_VALS)
-    report["cases"]["last_values"] = {"status": status, "message": message, "file": settings}
-    save_report()
-
     # colour, on a grey photo (grey.png: the photo's lightness, same alpha ramp), with the tiny model
     def grey_image():
         g = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "grey.png")))
@@ -228,3 +208,23 @@ else:
     case = report["cases"]["fail"]
     if case["status"] != "success":
         raise RuntimeError("plug-in failed: {}: {}".format(case["status"], case["message"]))
+
+    # every new value comes back from the saved settings (what the dialog's OK saves)
+    remembered = os.path.join(Gimp.directory(), "plug-in-settings", f"GimpProcedureConfigRun-{PROC}.last")
+    os.makedirs(os.path.dirname(remembered), exist_ok=True)
+    with open(remembered, "w") as f:
+        f.write('# settings\n\n(scratches "none")\n(faces no)\n(hr no)\n(strength 0.25)\n(face-strength 0.5)\n'
+                '(scratch-threshold 0.3)\n(mask-grow 2)\n(output "layer")\n(mask-channel no)\n\n# end of settings\n')
+    run_case("remembered", imgv, imgv.get_layers()[0], run_mode=Gimp.RunMode.WITH_LAST_VALS)
+
+    # Last values: GIMP saves them only after an interactive run (the dialog's OK), which needs a
+    # display. Save a config the way that OK does, then run WITH_LAST_VALS: the plug-in must get
+    # scratches=selection back and, without a selection, refuse with its message.
+    # The plug-in process saves them under its config's GType name (measured in GIMP 3.0.4).
+    settings = os.path.join(Gimp.directory(), "plug-in-settings", f"GimpProcedureConfigRun-{PROC}.last")
+    os.makedirs(os.path.dirname(settings), exist_ok=True)
+    with open(settings, "w") as f:  # GimpConfig's serialization, as gimp_procedure_config_save_last writes it
+        f.write('# settings\n\n(scratches "selection")\n(faces no)\n(hr no)\n\n# end of settings\n')
+    status, message = call(imgl, imgl.get_layers()[0], run_mode=Gimp.RunMode.WITH_LAST_VALS)
+    report["cases"]["last_values"] = {"status": status, "message": message, "file": settings}
+    save_report()

@@ -153,7 +153,7 @@ def gimp_run(seeded_color_weights_dir, tmp_path_factory):
             with ThreadPoolExecutor(1) as pool:
                 want = pool.submit(expected)
                 t = time.perf_counter()
-                main = _run_gimp(root, name, "main")
+                main = _run_gimp(root, name, "main", timeout=600)  # colour: 6 more jobs, DDColor runs at 512 px
                 timings["gimp_main"] = time.perf_counter() - t
                 want_images = want.result()
             report = _read_report(work, main)
@@ -326,63 +326,6 @@ def test_new_values_are_remembered(gimp_run):
     assert job["scratch_threshold"] == 0.3 and job["mask_grow"] == 2, job
 
 
-def test_dialog_opens_with_the_last_values_and_saves_them(gimp_run):
-    """GUI GIMP on Xvfb: an interactive run shows the dialog filled from the saved values; OK runs
-    the restore with them and GIMP saves them again (what makes the dialog remember)."""
-    work, name, root = gimp_run["work"], gimp_run["name"], gimp_run["root"]
-    settings = work / "cfg" / LAST_VALUES
-    settings.parent.mkdir(exist_ok=True)
-    settings.write_text('# settings\n\n(scratches "none")\n(faces no)\n(hr yes)\n\n# end of settings\n')
-    os.utime(settings, (time.time() - 60, time.time() - 60))
-    before = settings.stat().st_mtime
-    shutil.rmtree(work / "out", ignore_errors=True)
-    shutil.copy(UI_SCRIPT, work / "gimp_ui.sh")
-    t = time.perf_counter()
-    run = subprocess.run(
-        ["timeout", "240", "chroot", str(root), "env", "-i", f"HOME=/tmp/{name}/home", "PATH=/usr/bin:/bin",
-         f"GIMP3_DIRECTORY=/tmp/{name}/cfg", f"OLDPHOTO_T=/tmp/{name}", "sh", f"/tmp/{name}/gimp_ui.sh", f"/tmp/{name}"],
-        capture_output=True, text=True,
-    )
-    gimp_run["timings"]["gimp_ui"] = time.perf_counter() - t
-    report = _read_report(work, run)
-    c = report["cases"]["ui"]
-    clicks = (work / "xdotool.log").read_text() if (work / "xdotool.log").exists() else "no xdotool log"
-    assert c["status"] == "success", f"{c['message']} / {clicks} / {run.stderr[-2000:]}"
-    assert "pressed OK" in clicks
-    assert c["layers_added"] == 1 and c["restored_name"] == "Restored" and c["original_unchanged"]
-    w, h = gimp_run["size"]
-    got = _load(work / "out", "ui-restored.rgba", w, h)
-    assert np.array_equal(got[..., :3], gimp_run["want"]["none"])
-    from oldphoto import bridge
-
-    cfg = bridge.WorkerConfig(python=sys.executable, socket=str(work / "worker.sock"), transport="socket")
-    with bridge.WorkerClient.connect(cfg, start=False) as client:
-        job = client.status()["last_job"]
-    assert job["hr"] is True and job["faces"] is False and job["scratches"] == "none", job
-    assert settings.stat().st_mtime > before, "GIMP did not save the dialog's values"
-    assert "duplicate mnemonic" not in run.stdout + run.stderr
-
-
-def test_worker_not_found_is_a_friendly_gimp_error(gimp_run):
-    work, name, root = gimp_run["work"], gimp_run["name"], gimp_run["root"]
-    # a normal install, no socket: the plug-in must start the recorded Python, which GIMP's root lacks
-    _oldphoto("gimp", "install", "--plugins-dir", str(work / "cfg" / "plug-ins"))
-    python_in_root = (root / sys.executable.lstrip("/")).exists()
-    shutil.rmtree(work / "out")
-    t = time.perf_counter()
-    run = _run_gimp(root, name, "fail", timeout=120)
-    gimp_run["timings"]["gimp_fail"] = time.perf_counter() - t
-    report = _read_report(work, run)
-    c = report["cases"]["fail"]
-    assert run.returncode == 64, run.stderr[-3000:]
-    assert c["status"] == "execution-error"
-    assert c["message"].startswith("Restore Old Photo: The oldphoto worker ")
-    if not python_in_root:
-        assert "was not found" in c["message"] and "oldphoto gimp install" in c["message"]
-    assert c["layers_added"] == 0 and c["original_unchanged"]
-    assert f"/tmp/{name}/cfg/plug-ins" not in run.stderr, "the plug-in raised a traceback"
-
-
 def _close(got: np.ndarray, want: np.ndarray) -> bool:
     """Worker and this process agree within the golden PNG tolerance (<= 1 level on <= 1 % of values):
     the same code and weights, but BLAS kernels may differ between processes (see test_bridge)."""
@@ -469,3 +412,60 @@ def test_colourise_refuses_a_colour_photo_unless_asked(gimp_run):
     msg = c["message"] or ""
     assert msg.startswith("Colourise Old Photo: The layer already has colour")
     assert "Replace the existing colour" in msg and "Traceback" not in msg
+
+
+def test_dialog_opens_with_the_last_values_and_saves_them(gimp_run):
+    """GUI GIMP on Xvfb: an interactive run shows the dialog filled from the saved values; OK runs
+    the restore with them and GIMP saves them again (what makes the dialog remember)."""
+    work, name, root = gimp_run["work"], gimp_run["name"], gimp_run["root"]
+    settings = work / "cfg" / LAST_VALUES
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text('# settings\n\n(scratches "none")\n(faces no)\n(hr yes)\n\n# end of settings\n')
+    os.utime(settings, (time.time() - 60, time.time() - 60))
+    before = settings.stat().st_mtime
+    shutil.rmtree(work / "out", ignore_errors=True)
+    shutil.copy(UI_SCRIPT, work / "gimp_ui.sh")
+    t = time.perf_counter()
+    run = subprocess.run(
+        ["timeout", "240", "chroot", str(root), "env", "-i", f"HOME=/tmp/{name}/home", "PATH=/usr/bin:/bin",
+         f"GIMP3_DIRECTORY=/tmp/{name}/cfg", f"OLDPHOTO_T=/tmp/{name}", "sh", f"/tmp/{name}/gimp_ui.sh", f"/tmp/{name}"],
+        capture_output=True, text=True,
+    )
+    gimp_run["timings"]["gimp_ui"] = time.perf_counter() - t
+    report = _read_report(work, run)
+    c = report["cases"]["ui"]
+    clicks = (work / "xdotool.log").read_text() if (work / "xdotool.log").exists() else "no xdotool log"
+    assert c["status"] == "success", f"{c['message']} / {clicks} / {run.stderr[-2000:]}"
+    assert "pressed OK" in clicks
+    assert c["layers_added"] == 1 and c["restored_name"] == "Restored" and c["original_unchanged"]
+    w, h = gimp_run["size"]
+    got = _load(work / "out", "ui-restored.rgba", w, h)
+    assert np.array_equal(got[..., :3], gimp_run["want"]["none"])
+    from oldphoto import bridge
+
+    cfg = bridge.WorkerConfig(python=sys.executable, socket=str(work / "worker.sock"), transport="socket")
+    with bridge.WorkerClient.connect(cfg, start=False) as client:
+        job = client.status()["last_job"]
+    assert job["hr"] is True and job["faces"] is False and job["scratches"] == "none", job
+    assert settings.stat().st_mtime > before, "GIMP did not save the dialog's values"
+    assert "duplicate mnemonic" not in run.stdout + run.stderr
+
+
+def test_worker_not_found_is_a_friendly_gimp_error(gimp_run):
+    work, name, root = gimp_run["work"], gimp_run["name"], gimp_run["root"]
+    # a normal install, no socket: the plug-in must start the recorded Python, which GIMP's root lacks
+    _oldphoto("gimp", "install", "--plugins-dir", str(work / "cfg" / "plug-ins"))
+    python_in_root = (root / sys.executable.lstrip("/")).exists()
+    shutil.rmtree(work / "out")
+    t = time.perf_counter()
+    run = _run_gimp(root, name, "fail", timeout=120)
+    gimp_run["timings"]["gimp_fail"] = time.perf_counter() - t
+    report = _read_report(work, run)
+    c = report["cases"]["fail"]
+    assert run.returncode == 64, run.stderr[-3000:]
+    assert c["status"] == "execution-error"
+    assert c["message"].startswith("Restore Old Photo: The oldphoto worker ")
+    if not python_in_root:
+        assert "was not found" in c["message"] and "oldphoto gimp install" in c["message"]
+    assert c["layers_added"] == 0 and c["original_unchanged"]
+    assert f"/tmp/{name}/cfg/plug-ins" not in run.stderr, "the plug-in raised a traceback"
