@@ -6,10 +6,10 @@ host test, which has numpy and torch, can check the pixels against ``Restorer.re
 ``OLDPHOTO_CASES=main``: four images (8-bit with an offset layer on a larger canvas, 16-bit linear
 with a selection as damage mask, 32-bit float, grayscale), a 3x500 layer that is too small, the controls
 (detected scratches with a layer mask and the "Scratch mask" channel; "Detect scratches only"), then two
-runs with last values; then colour on a grey photo: Restore with "Colourise" (a colour "Restored"
-layer), Restore with the colour in a Color-mode layer ("Restored" + "Colour"), the "Colourise Old
-Photo" filter into a layer and into a Color-mode layer over the original, the filter on a grayscale
-image (converted to RGB), and the filter refusing a colour photo with "only if grey".
+runs with last values. Before those two: colour on a grey photo: Restore with "Colourise" (a colour
+"Restored" layer), Restore with the colour in a Color-mode layer ("Restored" + "Colour"), the
+"Colourise Old Photo" filter into a layer and into a Color-mode layer over the original, the filter on
+a grayscale image (converted to RGB), and the filter refusing a colour photo with "only if grey".
 ``OLDPHOTO_CASES=fail``: one run that must fail (the worker cannot be found).
 ``OLDPHOTO_CASES=ui``: one INTERACTIVE run (GUI GIMP on Xvfb, gimp_ui.sh presses OK in the dialog).
 Only GIMP's Python (stdlib + gi) is available here.
@@ -201,13 +201,6 @@ if mode == "main":
     # a colour photo with "only colourise a grey layer" (the default): refused, nothing added
     cimg = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "in.png")))
     run_case("colourise_colour", cimg, cimg.get_layers()[0], proc_name=COLORIZE, props=tiny)
-elif mode == "ui":
-    run_case("ui", img, layer, run_mode=Gimp.RunMode.INTERACTIVE)
-else:
-    run_case("fail", img, layer, scratches="none", faces=False, hr=False)
-    case = report["cases"]["fail"]
-    if case["status"] != "success":
-        raise RuntimeError("plug-in failed: {}: {}".format(case["status"], case["message"]))
 
     # every new value comes back from the saved settings (what the dialog's OK saves)
     remembered = os.path.join(Gimp.directory(), "plug-in-settings", f"GimpProcedureConfigRun-{PROC}.last")
@@ -228,3 +221,10 @@ else:
     status, message = call(imgl, imgl.get_layers()[0], run_mode=Gimp.RunMode.WITH_LAST_VALS)
     report["cases"]["last_values"] = {"status": status, "message": message, "file": settings}
     save_report()
+elif mode == "ui":
+    run_case("ui", img, layer, run_mode=Gimp.RunMode.INTERACTIVE)
+else:
+    run_case("fail", img, layer, scratches="none", faces=False, hr=False)
+    case = report["cases"]["fail"]
+    if case["status"] != "success":
+        raise RuntimeError("plug-in failed: {}: {}".format(case["status"], case["message"]))
