@@ -88,6 +88,15 @@ def _load(out: Path, name: str, w: int, h: int) -> np.ndarray:
     return np.frombuffer((out / name).read_bytes(), np.uint8).reshape(h, w, 4)
 
 
+def _close(got: np.ndarray, want: np.ndarray) -> bool:
+    """Worker and this process agree within the golden PNG tolerance (<= 1 level on <= 1 % of values):
+    the same code and weights, but BLAS kernels may pick other paths in another process (see
+    test_bridge.assert_same_restoration); a scratch-mode layer was once seen 1 level off in a few
+    pixels on a loaded machine. Other weights or options would differ everywhere."""
+    diff = np.abs(got.astype(int) - want.astype(int))
+    return diff.max() <= 1 and (diff > 0).mean() <= 0.01
+
+
 @pytest.fixture(scope="module")
 def gimp_run(seeded_color_weights_dir, tmp_path_factory):
     seeded_weights_dir = seeded_color_weights_dir  # the restoration networks and the tiny DDColor
@@ -215,7 +224,7 @@ def test_restored_layer_matches_restorer(gimp_run, case):
     got = _load(out, f"{case}-restored.rgba", w, h)
     want = gimp_run["want"]["mask" if case == "u16" else "none"]
     diff = np.abs(got[..., :3].astype(int) - want.astype(int)).max()
-    assert diff == 0, f"{case}: Restored differs from Restorer.restore by up to {diff}"
+    assert _close(got[..., :3], want), f"{case}: Restored differs from Restorer.restore by up to {diff}"
     assert np.array_equal(got[..., 3], gimp_run["rgba"][..., 3])
 
 
@@ -288,7 +297,7 @@ def test_layer_mask_output_and_scratch_mask_channel(gimp_run):
     assert c["restored_has_mask"] and c["channels_added"] == 1 and c["channels"] == ["Scratch mask"]
     out = gimp_run["work"] / "out"
     got = _load(out, "masked-restored.rgba", w, h)
-    assert np.array_equal(got[..., :3], want["masked"])
+    assert _close(got[..., :3], want["masked"])
     used = want["masked_mask"]
     assert 0 < used.mean() < 0.5  # a real mask, neither empty nor everything
     layer_mask = np.frombuffer((out / "masked-layermask.y").read_bytes(), np.uint8).reshape(h, w)
@@ -318,19 +327,12 @@ def test_new_values_are_remembered(gimp_run):
     assert c["status"] == "success", c["message"]
     assert c["layers_added"] == 1 and not c["restored_has_mask"] and c["channels_added"] == 0
     got = _load(gimp_run["work"] / "out", "remembered-restored.rgba", w, h)
-    assert np.array_equal(got[..., :3], gimp_run["want"]["remembered"])
+    assert _close(got[..., :3], gimp_run["want"]["remembered"])
     cfg = bridge.WorkerConfig(python=sys.executable, socket=str(gimp_run["work"] / "worker.sock"), transport="socket")
     with bridge.WorkerClient.connect(cfg, start=False) as client:
         job = client.status()["last_job"]
     assert job["strength"] == 0.25 and job["face_strength"] == 0.5, job
     assert job["scratch_threshold"] == 0.3 and job["mask_grow"] == 2, job
-
-
-def _close(got: np.ndarray, want: np.ndarray) -> bool:
-    """Worker and this process agree within the golden PNG tolerance (<= 1 level on <= 1 % of values):
-    the same code and weights, but BLAS kernels may differ between processes (see test_bridge)."""
-    diff = np.abs(got.astype(int) - want.astype(int))
-    return diff.max() <= 1 and (diff > 0).mean() <= 0.01
 
 
 def _chroma(rgb: np.ndarray) -> float:
@@ -440,7 +442,7 @@ def test_dialog_opens_with_the_last_values_and_saves_them(gimp_run):
     assert c["layers_added"] == 1 and c["restored_name"] == "Restored" and c["original_unchanged"]
     w, h = gimp_run["size"]
     got = _load(work / "out", "ui-restored.rgba", w, h)
-    assert np.array_equal(got[..., :3], gimp_run["want"]["none"])
+    assert _close(got[..., :3], gimp_run["want"]["none"])
     from oldphoto import bridge
 
     cfg = bridge.WorkerConfig(python=sys.executable, socket=str(work / "worker.sock"), transport="socket")
