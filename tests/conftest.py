@@ -35,6 +35,15 @@ def seeded_weights_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def color_weights_dir(seeded_weights_dir) -> Path:
+    """``seeded_weights_dir`` plus seeded DDColor-T (``ddcolor_paper_tiny``, scheme ddcolor-seeded-v1, seed 36)."""
+    from oldphoto.seeded import write_seeded_weights
+
+    write_seeded_weights(seeded_weights_dir, ["ddcolor_paper_tiny"])
+    return seeded_weights_dir
+
+
+@pytest.fixture(scope="session")
 def batch_tree(tmp_path_factory) -> Path:
     """The batch tests' archive (tests/batch_helpers.py); read-only for the tests."""
     from .batch_helpers import make_tree
@@ -72,3 +81,16 @@ def pytest_report_header(config) -> list[str]:
     from oldphoto.cpu import cpu_facts
 
     return cpu_facts().describe()
+
+
+@pytest.fixture(scope="session")
+def seeded_color_weights_dir(seeded_weights_dir, tmp_path_factory) -> Path:
+    """``seeded_weights_dir`` (linked, not copied) plus the seeded tiny DDColor (``ddcolor_paper_tiny``,
+    220 MB, a few seconds): what colour tests of the surfaces need, with ``colorize_model="tiny"``."""
+    from oldphoto.seeded import write_seeded_weights
+
+    out = tmp_path_factory.mktemp("seeded_color_weights")
+    for f in seeded_weights_dir.iterdir():
+        (out / f.name).symlink_to(f)
+    write_seeded_weights(out, ["ddcolor_paper_tiny"])
+    return out

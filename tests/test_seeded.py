@@ -9,7 +9,7 @@ from oldphoto.weights.manifests import COMPONENT_MANIFESTS, load_manifest
 
 from .conftest import require_reference
 
-GLOBAL = [c for c, f in COMPONENT_MANIFESTS.items() if not c.startswith(("face_", "retinaface"))]
+GLOBAL = [c for c, f in COMPONENT_MANIFESTS.items() if not c.startswith(("face_", "retinaface", "ddcolor_"))]
 
 
 @pytest.mark.parametrize("component", GLOBAL)

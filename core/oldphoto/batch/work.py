@@ -22,6 +22,8 @@ def weights_identity(restorer, restore_kwargs: dict) -> dict[str, str]:
         scratches=restore_kwargs.get("scratches") == "auto" or restore_kwargs.get("mask") is not None,
         hr=bool(restore_kwargs.get("hr")),
         faces=bool(restore_kwargs.get("faces", True)),
+        colorize=restore_kwargs.get("colorize", "none"),
+        colorize_model=restore_kwargs.get("colorize_model", "modelscope"),
     )
     return {c: file_sha256(resolve(c, weights_dir=restorer.weights_dir)) for c in sorted(set(comps))}
 

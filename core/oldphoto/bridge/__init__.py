@@ -17,7 +17,10 @@ from .cli import add_parser, run_worker
 from .client import CONFIG_NAME, START_TIMEOUT, WORKER_MODULE, Progress, WorkerClient, WorkerConfig
 from .protocol import (
     ADJUSTMENTS,
+    COLOR_MODELS,
+    COLORIZE,
     DETECT_ADJUSTMENTS,
+    EXISTING_COLOR,
     MAGIC,
     MAX_JSON,
     MAX_PAYLOAD,
@@ -40,7 +43,8 @@ CLIENT_MODULES = ("__init__.py", "protocol.py", "client.py", "cli.py")
 """The files a host plug-in gets (the install commands copy them): all but the worker."""
 
 __all__ = [
-    "ADJUSTMENTS", "CLIENT_MODULES", "CONFIG_NAME", "DETECT_ADJUSTMENTS", "MAGIC", "MAX_JSON", "MAX_PAYLOAD",
+    "ADJUSTMENTS", "CLIENT_MODULES", "COLORIZE", "COLOR_MODELS", "CONFIG_NAME", "DETECT_ADJUSTMENTS",
+    "EXISTING_COLOR", "MAGIC", "MAX_JSON", "MAX_PAYLOAD",
     "PROTOCOL", "SCRATCHES", "SCRATCH_THRESHOLD", "START_TIMEOUT", "WORKER_MODULE", "BridgeError",
     "ConnectionClosed", "OldPhotoError", "Progress", "ProtocolError", "RestoreOptions", "WorkerCancelled",
     "WorkerClient", "WorkerConfig", "WorkerError", "add_parser", "ensure_socket_dir", "read_message",

@@ -329,6 +329,7 @@ class WorkerClient:
         *,
         mask: bytes | None = None,
         want_mask: bool = False,
+        want_base: bool = False,
         progress: Progress | None = None,
         **controls: Any,
     ) -> tuple[bytes, dict[str, Any]]:
@@ -337,7 +338,10 @@ class WorkerClient:
         ``options`` holds the dialog's controls; keywords named like its fields (``scratches="auto"``,
         ``strength=0.5``, ...) override them, and any other keyword is a TypeError. With
         ``want_mask`` the info's ``"mask_pixels"`` holds the scratch mask used (0 / 255 bytes at the
-        image's size), or None when no mask was used.
+        image's size), or None when no mask was used. With colour (``colorize="auto"``) the info's
+        ``"colorized"`` says whether it was applied (``"color_kept"``: a colour layer kept its colour,
+        ``existing_color="grey-only"``), and with ``want_base`` its ``"base_pixels"`` holds the
+        uncoloured result (None when not colourised).
         """
         opts = dataclasses.replace(options or RestoreOptions(), **controls)
         if len(rgb) != width * height * 3:
@@ -346,14 +350,44 @@ class WorkerClient:
             raise ValueError("pass a mask exactly when scratches='mask'")
         if mask is not None and len(mask) != width * height:
             raise ValueError(f"mask has {len(mask)} bytes, expected {width * height}")
-        header = {"op": "restore", "width": width, "height": height, **opts.request(), "want_mask": want_mask}
+        header = {"op": "restore", "width": width, "height": height, **opts.request(), "want_mask": want_mask,
+                  "want_base": want_base}
         self._send(header, rgb + (mask or b""))
         reply, payload = self._await("result", progress)
+        return self._split_result(reply, payload, width, height)
+
+    def colorize(
+        self,
+        rgb: bytes,
+        width: int,
+        height: int,
+        options: RestoreOptions | None = None,
+        *,
+        progress: Progress | None = None,
+        **controls: Any,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Colourise 8-bit RGB pixels without repairing them (``Restorer.colorize``) with the colour
+        fields of ``options`` (keywords override them); returns the result's RGB bytes and its info.
+        A layer that has colour while ``existing_color="grey-only"`` is refused (:class:`WorkerError`
+        of kind ``InputError``; the message says what to do)."""
+        opts = dataclasses.replace(options or RestoreOptions(), **controls)
+        if len(rgb) != width * height * 3:
+            raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
+        self._send({"op": "colorize", "width": width, "height": height, "colorize_model": opts.colorize_model,
+                    "color_strength": opts.color_strength, "existing_color": opts.existing_color}, rgb)
+        reply, payload = self._await("result", progress)
+        return self._split_result(reply, payload, width, height)
+
+    @staticmethod
+    def _split_result(reply: dict[str, Any], payload: bytes, width: int, height: int) -> tuple[bytes, dict[str, Any]]:
+        """A ``result`` payload -> the RGB bytes; ``base_pixels`` and ``mask_pixels`` go into the info."""
         n = width * height * 3
-        expected = n + (width * height if reply.get("mask") else 0)
+        base = n if reply.get("base") else 0
+        expected = n + base + (width * height if reply.get("mask") else 0)
         if len(payload) != expected:
             raise ProtocolError(f"result has {len(payload)} bytes, expected {expected}")
-        reply["mask_pixels"] = payload[n:] if reply.get("mask") else None
+        reply["base_pixels"] = payload[n:n + base] if base else None
+        reply["mask_pixels"] = payload[n + base:] if reply.get("mask") else None
         return payload[:n], reply
 
     def detect(

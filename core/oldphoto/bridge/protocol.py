@@ -13,12 +13,22 @@ Messages, client -> worker (key ``op``):
 * ``restore`` with ``width``, ``height``, the fields of :class:`RestoreOptions` (``scratches``:
   ``none`` | ``auto`` | ``mask``, ``hr``, ``faces`` and the adjustments ``strength``,
   ``face_strength``, ``scratch_threshold``, ``mask_grow``: ``Restorer.restore``'s keywords, same
-  defaults) and ``want_mask``; payload = RGB u8 (``width*height*3``), then for ``mask`` one byte per
-  pixel (0 / 255, white = damage). Replies: any number of ``{"type": "progress", "fraction",
-  "message"}``, then ``{"type": "result", "width", "height", "faces", "mask_source", "timings",
-  "notes", "mask"}`` with the RGB u8 payload, followed when ``want_mask`` and a mask was used
-  (``"mask": true``) by the mask used at the image's size (one byte per pixel, 0 / 255); or
-  ``{"type": "error", "kind", "message"}`` (message written for the user), or ``{"type": "cancelled"}``.
+  defaults; the colour controls ``colorize``, ``colorize_model``, ``color_strength`` and
+  ``existing_color``), ``want_mask`` and ``want_base``; payload = RGB u8 (``width*height*3``), then
+  for ``mask`` one byte per pixel (0 / 255, white = damage). Replies: any number of
+  ``{"type": "progress", "fraction", "message"}``, then ``{"type": "result", "width", "height",
+  "faces", "mask_source", "timings", "notes", "mask", "colorized", "color_kept", "base"}`` with the
+  RGB u8 payload, followed when ``"base": true`` (``want_base`` and the result was colourised) by the
+  uncoloured result (``RestoreResult.uncolored``, RGB u8: for a host that puts the colour in a layer
+  of its own), then when ``want_mask`` and a mask was used (``"mask": true``) by the mask used at the
+  image's size (one byte per pixel, 0 / 255); or ``{"type": "error", "kind", "message"}`` (message
+  written for the user), or ``{"type": "cancelled"}``. ``color_kept``: colour was asked for with
+  ``existing_color="grey-only"`` and the layer has colour of its own (``oldphoto.stages.colorize.is_grey``
+  says no), so it was not colourised (``notes`` say so).
+* ``colorize`` with ``width``, ``height``, ``colorize_model``, ``color_strength``, ``existing_color``;
+  payload = RGB u8. Replies: progress, then a ``result`` as for ``restore`` (``Restorer.colorize``:
+  colour only, no repair), or an error (kind ``InputError`` for a layer that has colour while
+  ``existing_color="grey-only"``) / cancelled.
 * ``detect`` with ``width``, ``height``, ``scratch_threshold``, ``mask_grow``; payload = RGB u8. Replies:
   progress, then ``{"type": "mask", "width", "height"}`` with the detected mask (one byte per pixel,
   0 / 255), or an error / cancelled as for ``restore``. Only the scratch U-Net runs.
@@ -46,12 +56,13 @@ except ImportError:  # copied into a host plug-in: a standalone package without 
         """Same role as oldphoto.errors.OldPhotoError: the message is for the user."""
 
 
-PROTOCOL = 2
-"""2: the adjustments, ``want_mask`` and ``detect`` (a version-1 worker would ignore them silently)."""
+PROTOCOL = 3
+"""2: the adjustments, ``want_mask`` and ``detect`` (a version-1 worker would ignore them silently).
+3: colour (the colour controls of ``restore``, ``want_base``, the ``colorize`` request)."""
 MAGIC = b"OPB1"
 _HEAD = struct.Struct("!4sIQ")
 MAX_JSON = 1 << 20
-MAX_PAYLOAD = 5 * 64_000_000  # RGB + mask of the 64 MP input limit (oldphoto.imageio.MAX_PIXELS)
+MAX_PAYLOAD = 7 * 64_000_000  # RGB + base RGB + mask of the 64 MP input limit (oldphoto.imageio.MAX_PIXELS)
 SCRATCH_THRESHOLD = 0.4
 """``oldphoto.stages.detect.THRESHOLD``, repeated because this module must stay standard-library only."""
 SCRATCHES = ("none", "auto", "mask")
@@ -60,6 +71,13 @@ ADJUSTMENTS = ("strength", "face_strength", "scratch_threshold", "mask_grow")
 """The numeric controls a restore request may carry; the worker passes them to ``Restorer.restore``."""
 DETECT_ADJUSTMENTS = ("scratch_threshold", "mask_grow")
 """The numeric controls a detect request may carry."""
+COLORIZE = ("none", "auto")
+"""The ``colorize`` values (``Restorer.restore``'s; issue 24 adds reference and points)."""
+COLOR_MODELS = ("modelscope", "paper", "artistic", "tiny")
+"""``colorize_model`` values (the DDColor checkpoints), the default first."""
+EXISTING_COLOR = ("replace", "grey-only")
+"""What a colour request does to a layer that already has colour: ``replace`` it (what
+``Restorer.restore`` does) or leave it (``grey-only``: only grey or one-hue toned layers get colour)."""
 
 
 @dataclass
@@ -84,6 +102,13 @@ class RestoreOptions:
     """Detection probability from which a pixel is a scratch."""
     mask_grow: int = 0
     """Widen the damage mask by this many pixels."""
+    colorize: str = "none"
+    """``none`` or ``auto`` (colourise the result with DDColor, the last stage)."""
+    colorize_model: str = COLOR_MODELS[0]
+    color_strength: float = 1.0
+    """How much of the predicted colour is kept (0 = grey)."""
+    existing_color: str = EXISTING_COLOR[0]
+    """``replace`` or ``grey-only`` (not a ``Restorer`` keyword: the worker decides with ``is_grey``)."""
 
     def request(self) -> dict[str, Any]:
         """The request keys for these options (JSON-ready)."""
@@ -109,6 +134,10 @@ class RestoreOptions:
                 setattr(out, f.name, kind(round(value)) if kind is int else kind(value))
         if out.scratches not in SCRATCHES:
             raise ValueError(f"scratches must be one of {', '.join(SCRATCHES)}, not {out.scratches!r}")
+        if out.colorize not in COLORIZE:
+            raise ValueError(f"colorize must be one of {', '.join(COLORIZE)}, not {out.colorize!r}")
+        if out.existing_color not in EXISTING_COLOR:
+            raise ValueError(f"existing_color must be one of {', '.join(EXISTING_COLOR)}, not {out.existing_color!r}")
         return out
 
 

@@ -27,7 +27,9 @@ from .. import __version__ as version
 from ..errors import Cancelled, InputError, OldPhotoError
 from .protocol import (
     ADJUSTMENTS,
+    COLORIZE,
     DETECT_ADJUSTMENTS,
+    EXISTING_COLOR,
     PROTOCOL,
     SCRATCHES,
     BridgeError,
@@ -125,11 +127,12 @@ class Worker:
         elif op == "shutdown":
             send({"type": "bye"})
             raise _Stop()
-        elif op in ("restore", "detect"):
+        elif op in ("restore", "detect", "colorize"):
             cancel = threading.Event()
             current["cancel"] = cancel
+            handler = {"restore": self._restore, "detect": self._detect, "colorize": self._colorize}[op]
             try:
-                (self._restore if op == "restore" else self._detect)(msg, payload, send, cancel)
+                handler(msg, payload, send, cancel)
             finally:
                 current.pop("cancel", None)
         else:
@@ -141,7 +144,8 @@ class Worker:
             scratches = msg.get("scratches", "none")
             hr, faces = bool(msg.get("hr", False)), bool(msg.get("faces", True))
             adjust = _adjustments(msg, *ADJUSTMENTS)
-            want_mask = bool(msg.get("want_mask", False))
+            want_mask, want_base = bool(msg.get("want_mask", False)), bool(msg.get("want_base", False))
+            color, grey_only = _color_options(msg)
             if scratches not in SCRATCHES:
                 raise InputError(f"scratches must be none, auto or mask, not {scratches!r}")
             n = _check_pixels(w, h, payload, w * h if scratches == "mask" else 0)
@@ -149,29 +153,43 @@ class Worker:
             return self._refuse(send, "ProtocolError", f"bad restore request: {exc}")
         except InputError as exc:
             return self._refuse(send, "InputError", str(exc))
-        job = {"width": w, "height": h, "scratches": scratches, "hr": hr, "faces": faces, **adjust}
+        job = {"width": w, "height": h, "scratches": scratches, "hr": hr, "faces": faces, **adjust, **color}
 
         def work(progress: Callable[[float, str], None]) -> tuple[dict[str, Any], bytes]:
             rgb = np.frombuffer(payload, np.uint8, count=n).reshape(h, w, 3)
             mask = np.frombuffer(payload, np.uint8, offset=n).reshape(h, w) if scratches == "mask" else None
+            keep, notes = _keep_existing_color(rgb, color, grey_only)
             res = self.restorer.restore(
                 rgb, scratches="auto" if scratches == "auto" else "none", mask=mask, hr=hr, faces=faces,
-                progress=progress, cancel=cancel, **adjust,
+                progress=progress, cancel=cancel, **adjust, **({} if keep else color),
             )
-            out = np.ascontiguousarray(np.asarray(res.image.convert("RGB"), dtype=np.uint8))
-            if out.shape != (h, w, 3):
-                raise OldPhotoError(f"internal error: the result is {out.shape[1]}x{out.shape[0]}, not {w}x{h}")
-            extra = b""
+            base = getattr(res, "uncolored", None) if want_base else None  # the image the colour stage got
             used = getattr(res, "mask", None)
-            if want_mask and used is not None:
-                extra = _mask_bytes(used, w, h)
-            timings = {k: round(float(v), 3) for k, v in getattr(res, "timings", {}).items()}
-            header = {"type": "result", "width": w, "height": h, "faces": len(getattr(res, "faces", []) or []),
-                      "mask_source": getattr(res, "mask_source", "none"), "timings": timings,
-                      "notes": list(getattr(res, "notes", [])), "mask": bool(extra)}
-            return header, out.tobytes() + extra
+            extra = _mask_bytes(used, w, h) if want_mask and used is not None else b""
+            header, out = _result(res, w, h, base=base, extra=extra, notes=notes)
+            return {**header, "color_kept": keep}, out
 
         self._job("restore", job, work, send, cancel, hr)
+
+    def _colorize(self, msg: dict[str, Any], payload: bytes, send: Callable, cancel: threading.Event) -> None:
+        try:
+            w, h = int(msg["width"]), int(msg["height"])
+            color, grey_only = _color_options({**msg, "colorize": "auto"})
+            n = _check_pixels(w, h, payload, 0)
+        except (KeyError, TypeError, ValueError) as exc:
+            return self._refuse(send, "ProtocolError", f"bad colorize request: {exc}")
+        except InputError as exc:
+            return self._refuse(send, "InputError", str(exc))
+        job = {"width": w, "height": h, "scratches": "colorize", **color}
+
+        def work(progress: Callable[[float, str], None]) -> tuple[dict[str, Any], bytes]:
+            rgb = np.frombuffer(payload, np.uint8, count=n).reshape(h, w, 3)
+            if _keep_existing_color(rgb, color, grey_only)[0]:
+                raise InputError("The layer already has colour, so it was not colourised. To replace its colour "
+                                 "with predicted colour, choose 'Replace the existing colour' and run again.")
+            return _result(self.restorer.colorize(rgb, progress=progress, cancel=cancel, **color), w, h)
+
+        self._job("colorize", job, work, send, cancel, False)
 
     def _detect(self, msg: dict[str, Any], payload: bytes, send: Callable, cancel: threading.Event) -> None:
         try:
@@ -259,6 +277,58 @@ def _adjustments(msg: dict[str, Any], *names: str) -> dict[str, Any]:
                 raise InputError(f"{name} must be a number, not {value!r}")
             out[name] = value
     return out
+
+
+def _color_options(msg: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The colour keywords of ``Restorer.restore`` a request carries ({} for no colour), and whether
+    only a grey layer may be colourised (``existing_color="grey-only"``).
+
+    The names are checked here; ``Restorer`` checks the model and the strength's range and says which
+    values are allowed.
+    """
+    colorize, existing = msg.get("colorize", "none"), msg.get("existing_color", EXISTING_COLOR[0])
+    if colorize not in COLORIZE:
+        raise InputError(f"colorize must be one of {', '.join(COLORIZE)}, not {colorize!r}")
+    if existing not in EXISTING_COLOR:
+        raise InputError(f"existing_color must be one of {', '.join(EXISTING_COLOR)}, not {existing!r}")
+    if colorize == "none":
+        return {}, False
+    model = msg.get("colorize_model", "modelscope")
+    if not isinstance(model, str):
+        raise InputError(f"colorize_model must be a name, not {model!r}")
+    return {"colorize": colorize, "colorize_model": model, **_adjustments(msg, "color_strength")}, \
+        existing == "grey-only"
+
+
+def _keep_existing_color(rgb: np.ndarray, color: dict[str, Any], grey_only: bool) -> tuple[bool, list[str]]:
+    """Whether a colour request is dropped because the layer has colour of its own and only grey ones
+    may be colourised (``oldphoto.stages.colorize.is_grey`` decides), and the note that says so."""
+    if not color or not grey_only:
+        return False, []
+    from ..stages.colorize import is_grey
+
+    if is_grey(rgb):
+        return False, []
+    return True, ["The layer already has colour, so it was not colourised; choose 'Replace the existing colour' "
+                  "to replace its colour with predicted colour."]
+
+
+def _result(res: Any, w: int, h: int, *, base: Any = None, extra: bytes = b"",
+            notes: list[str] | None = None) -> tuple[dict[str, Any], bytes]:
+    """A ``RestoreResult`` as a ``result`` message: header, then RGB (+ ``base``, an image, as RGB) (+
+    ``extra``, the mask)."""
+    parts = []
+    for image in [res.image] + ([base] if base is not None else []):
+        arr = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        if arr.shape != (h, w, 3):
+            raise OldPhotoError(f"internal error: the result is {arr.shape[1]}x{arr.shape[0]}, not {w}x{h}")
+        parts.append(arr.tobytes())
+    timings = {k: round(float(v), 3) for k, v in getattr(res, "timings", {}).items()}
+    header = {"type": "result", "width": w, "height": h, "faces": len(getattr(res, "faces", []) or []),
+              "mask_source": getattr(res, "mask_source", "none"), "timings": timings,
+              "notes": [*(notes or []), *getattr(res, "notes", [])], "mask": bool(extra),
+              "colorized": getattr(res, "color", None) is not None, "base": base is not None}
+    return header, b"".join([*parts, extra])
 
 
 def _check_pixels(w: int, h: int, payload: bytes, extra: int) -> int:

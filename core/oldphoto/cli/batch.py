@@ -11,7 +11,7 @@ import functools
 import os
 import sys
 
-from .restore import add_restore_options, restore_options, restorer_from_args
+from .restore import add_restore_options, check_restore_options, restore_options, restorer_from_args
 
 
 def add_parser(sub) -> None:
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     restore_kwargs = restore_options(args)
     options = {**restore_kwargs, "exact_convs": args.exact_convs, "half": args.half}
     try:
+        check_restore_options(args)
         if args.engine == "ray":
             try:
                 import ray  # noqa: F401

@@ -35,8 +35,19 @@ def _face_builders() -> dict[str, Callable[[], nn.Module]]:
     return dict(FACE_BUILDERS)
 
 
+def _color_builders() -> dict[str, Callable[[], nn.Module]]:
+    from .ddcolor import ddcolor_large, ddcolor_tiny
+
+    return {
+        "ddcolor_modelscope": ddcolor_large,
+        "ddcolor_paper": ddcolor_large,
+        "ddcolor_artistic": ddcolor_large,
+        "ddcolor_paper_tiny": ddcolor_tiny,
+    }
+
+
 def build(component: str) -> nn.Module:
-    builders = {**_global_builders(), **_face_builders()}
+    builders = {**_global_builders(), **_face_builders(), **_color_builders()}
     try:
         return builders[component]()
     except KeyError:

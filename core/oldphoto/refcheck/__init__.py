@@ -163,9 +163,10 @@ Handler = tuple[Callable[[dict, dict], bool], Callable[[dict, Context], list[Che
 
 
 def _handlers() -> list[Handler]:
-    from . import global_cases
+    from . import color_cases, global_cases
 
-    hs: list[Handler] = [(global_cases.handles, global_cases.run_case)]
+    # colour first: its "network" cases would otherwise match the global schema's kind
+    hs: list[Handler] = [(color_cases.handles, color_cases.run_case), (global_cases.handles, global_cases.run_case)]
     try:
         from . import face_cases
     except ImportError:
@@ -177,12 +178,14 @@ def _handlers() -> list[Handler]:
 
 def _weight_checks(golden_dir: Path, index: dict, ctx: Context) -> list[CaseResult]:
     """Verify the seeded weights against every ``*weights_check*.json`` of the directory."""
-    from . import global_cases
+    from . import color_cases, global_cases
 
     results = []
     for f in sorted(golden_dir.glob("*weights_check*.json")):
         data = json.loads(f.read_text())
-        if global_cases.handles_weight_check(data):
+        if color_cases.handles_weight_check(data):
+            results.append(color_cases.check_weights(data, ctx, f.name))
+        elif global_cases.handles_weight_check(data):
             results.append(global_cases.check_weights(data, ctx, f.name))
         else:
             try:

@@ -30,7 +30,14 @@ COMPONENT_MANIFESTS = {
     "face_gen_256": "Setting_9_epoch_100.json",
     "face_gen_512": "FaceSR_512.json",
     "retinaface_resnet50": "retinaface_resnet50_2020-07-20.json",
+    # colour (colorize SPEC §2): the three DDColor-L checkpoints share one architecture
+    "ddcolor_modelscope": "ddcolor_large.json",
+    "ddcolor_paper": "ddcolor_large.json",
+    "ddcolor_artistic": "ddcolor_large.json",
+    "ddcolor_paper_tiny": "ddcolor_paper_tiny.json",
 }
+COLOR_COMPONENTS = ("ddcolor_modelscope", "ddcolor_paper", "ddcolor_artistic", "ddcolor_paper_tiny")
+"""Components of the colour stage; restoration runs never need them."""
 
 
 @dataclass(frozen=True)
