@@ -30,6 +30,11 @@ COMPONENT_MANIFESTS = {
     "face_gen_256": "Setting_9_epoch_100.json",
     "face_gen_512": "FaceSR_512.json",
     "retinaface_resnet50": "retinaface_resnet50_2020-07-20.json",
+    # guided colour (issue 24): Deep Exemplar's three inference files and SIGGRAPH17
+    "exemplar_vgg19": "vgg19_conv.json",
+    "exemplar_nonlocal": "nonlocal_net_iter_76000.json",
+    "exemplar_colornet": "colornet_iter_76000.json",
+    "siggraph17": "siggraph17-df00044c.json",
 }
 
 
