@@ -172,7 +172,11 @@ def _handlers() -> list[Handler]:
         pass
     else:
         hs.append((face_cases.handles, face_cases.run_case))
-    return hs
+    from . import exemplar_cases, siggraph17_cases
+
+    # the colour sets are recognised by the index's "model", so they go first
+    return [(exemplar_cases.handles, exemplar_cases.run_case),
+            (siggraph17_cases.handles, siggraph17_cases.run_case), *hs]
 
 
 def _weight_checks(golden_dir: Path, index: dict, ctx: Context) -> list[CaseResult]:
@@ -180,9 +184,14 @@ def _weight_checks(golden_dir: Path, index: dict, ctx: Context) -> list[CaseResu
     from . import global_cases
 
     results = []
+    from . import exemplar_cases, siggraph17_cases
+
     for f in sorted(golden_dir.glob("*weights_check*.json")):
         data = json.loads(f.read_text())
-        if global_cases.handles_weight_check(data):
+        guided = [m for m in (exemplar_cases, siggraph17_cases) if m.handles_weight_check(data)]
+        if guided:
+            results.append(guided[0].check_weights(data, ctx, f.name))
+        elif global_cases.handles_weight_check(data):
             results.append(global_cases.check_weights(data, ctx, f.name))
         else:
             try:
