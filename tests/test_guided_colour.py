@@ -166,7 +166,8 @@ def test_blocked_correlation_equals_the_whole_matrix():
         part = X.warp_colour(theta, phi, ib, block_elements=block)
         assert torch.equal(part.argmax, whole.argmax)
         torch.testing.assert_close(part.y, whole.y, atol=0, rtol=0)
-        torch.testing.assert_close(part.similarity, whole.similarity, atol=1e-7, rtol=0)
+        # a one-row block runs as a matrix-vector product (another summation order): 1 ulp on f
+        torch.testing.assert_close(part.similarity, whole.similarity, atol=1e-6, rtol=0)
     np.testing.assert_array_equal(whole.argmax.numpy(), np.load(golden / f["warp_argmax"]))
 
 
