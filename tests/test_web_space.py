@@ -120,22 +120,21 @@ def test_weights_are_listed_and_preloaded_as_weights_json_pins_them():
     files come from the pinned upstream mirror instead, which the resolver converts."""
     weights = json.loads((REPO / "weights.json").read_text())
     comps = weights["components"]
-    if any(c.get("repo_id") is None for c in comps.values()):
-        pytest.skip("weights.json does not name the weights repos yet")
     fm, pre = front_matter(), preloads()
-    mirror = weights.get("upstream", {}).get("mirror")
     for name, c in comps.items():
-        assert c["repo_id"] in fm["models"], f"{name}: {c['repo_id']} missing from models"
-        if c["revision"] != PLACEHOLDER_REVISION:
-            files, rev = pre.get(c["repo_id"], (set(), None))
-            assert c["filename"] in files and rev == c["revision"], f"{name}: not preloaded at its revision"
+        ours = c["sources"][0]  # schema 3: the project's safetensors repo comes first
+        assert ours["path"].endswith(".safetensors"), name
+        assert ours["hub"] in fm["models"], f"{name}: {ours['hub']} missing from models"
+        if ours["revision"] != PLACEHOLDER_REVISION:
+            files, rev = pre.get(ours["hub"], (set(), None))
+            assert ours["path"] in files and rev == ours["revision"], f"{name}: not preloaded at its revision"
         else:
-            assert c["repo_id"] not in pre, f"{c['repo_id']} is unpublished; preloading it fails the build"
-            if mirror and c["upstream"].get("in_mirror"):
-                assert mirror["repo_id"] in fm["models"]
-                files, rev = pre.get(mirror["repo_id"], (set(), None))
-                assert c["upstream"]["path"] in files, f"{name}: mirror file not preloaded"
-                assert rev == mirror["revision"]
+            assert ours["hub"] not in pre, f"{ours['hub']} is unpublished; preloading it fails the build"
+            pinned = [s for s in c["sources"][1:] if s.get("hub") and s.get("revision")]
+            if pinned:  # the first pinned pickle copy is preloaded at its pin, so the Space converts offline
+                files, rev = pre.get(pinned[0]["hub"], (set(), None))
+                assert pinned[0]["hub"] in fm["models"]
+                assert pinned[0]["path"] in files and rev == pinned[0]["revision"], name
 
 
 def test_space_app_imports_and_builds_the_demo():

@@ -171,13 +171,13 @@ def test_publish_then_download_verify_and_offline(home, tmp_path):
         r = run_cli(["publish", str(out), "--repo-id", "tester/oldphoto-weights", "--weights-json", str(wj)], env)
         assert r.returncode == 0, r.stderr
         data = json.loads(wj.read_text())
-        commit = data["components"]["vae_a_quality"]["revision"]
+        commit = data["components"]["vae_a_quality"]["sources"][0]["revision"]
         assert len(commit) == 40 and commit in hub.repos["tester/oldphoto-weights"].commits
         for c in SMALL[:2]:
             entry = data["components"][c]
-            assert entry["repo_id"] == "tester/oldphoto-weights"
+            assert entry["sources"][0]["hub"] == "tester/oldphoto-weights"
             assert entry["sha256"] == sha(out / f"{c}.safetensors")
-        assert data["components"]["vae_b_scratch"]["revision"] == weights.component_spec("vae_b_scratch").revision
+        assert data["components"]["vae_b_scratch"]["sources"][0]["revision"] == weights.component_spec("vae_b_scratch").revision
 
         env["OLDPHOTO_WEIGHTS_JSON"] = str(wj)
         r = run_cli(["download", "--component", "vae_a_quality", "--component", "vae_b_quality"], env)

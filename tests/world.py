@@ -16,10 +16,12 @@ the detection U-Net's last layer answers "no scratch" (HR mode needs intact regi
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
 import zipfile
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -66,6 +68,13 @@ def checkpoint_bytes(component: str) -> bytes:
     buf = io.BytesIO()  # torch.save into memory, then one write: 3x faster than to a file here
     torch.save(obj, buf)
     return buf.getvalue()
+
+
+@cache
+def checkpoint_digest(component: str) -> tuple[str, int]:
+    """sha256 and size of :func:`checkpoint_bytes` (deterministic: torch.save stores no time)."""
+    blob = checkpoint_bytes(component)
+    return hashlib.sha256(blob).hexdigest(), len(blob)
 
 
 def build_checkpoints(root: Path) -> dict[str, Path]:
@@ -128,10 +137,17 @@ def populate(hub: FakeHub, pickles: dict[str, Path], archives: dict[str, Path], 
 
 
 def registry_for(hub: FakeHub, tmp: Path, urls: dict[str, str] | None = None) -> Path:
-    """The package's weights.json with the archive URLs on the fake host (everything else as shipped)."""
+    """The package's weights.json with every archive URL on the fake host (same paths; ``urls``
+    replaces an archive's first URL) and the known official sha256 set to this world's pickle
+    (everything else as shipped)."""
     data = json.loads(Path(registry().source).read_text(encoding="utf-8"))
-    for arch, info in data["upstream"]["archives"].items():
-        info["url"] = (urls or {}).get(arch) or hub.url + release_path(info["url"])
+    for arch, info in data["archives"].items():
+        info["urls"] = [hub.url + release_path(u) for u in info["urls"]]
+        if (urls or {}).get(arch):
+            info["urls"][0] = urls[arch]
+    for name, comp in data["components"].items():
+        if comp["official"].get("sha256"):
+            comp["official"].update(zip(("sha256", "size"), checkpoint_digest(name)))
     path = tmp / f"weights.world-{hub.url.rsplit(':', 1)[1]}.json"  # one per host: the registry is cached by path
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return path

@@ -127,7 +127,8 @@ def _status(args) -> int:
                 print(f"{s.component:26s} {size}  not downloaded")
             else:
                 how = "sha256" if s.checked_by == "sha256" else "manifest"
-                print(f"{s.component:26s} {size}  {s.path}  from {s.source}, checked by {how}")
+                where = f" ({s.detail})" if s.detail else ""
+                print(f"{s.component:26s} {size}  {s.path}  from {s.source}{where}, checked by {how}")
         return 0
 
     return _run(action)

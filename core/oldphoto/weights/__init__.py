@@ -29,7 +29,9 @@ from .registry import (
     ENV_WEIGHTS_JSON,
     MODES,
     ComponentSpec,
+    Official,
     Registry,
+    Source,
     Upstream,
     component_spec,
     components_for_modes,
@@ -38,7 +40,8 @@ from .registry import (
 from .resolve import download, load_state_dict, resolve
 
 __all__ = [
-    "ENV_CACHE", "ENV_WEIGHTS_DIR", "ENV_WEIGHTS_JSON", "MODES", "ComponentSpec", "Registry", "Status",
+    "ENV_CACHE", "ENV_WEIGHTS_DIR", "ENV_WEIGHTS_JSON", "MODES", "ComponentSpec", "Official", "Registry", "Source",
+    "Status",
     "Upstream", "VerifyResult", "check_structure", "component_spec", "components_for_modes", "converted_dir",
     "download", "file_sha256", "hub_cache_dir", "load_manifest", "load_state_dict", "offline_mode", "registry",
     "resolve", "sha256_file", "status", "verify", "verify_file",

@@ -362,6 +362,21 @@ def fault_message(exc: BaseException) -> str:
     return str(exc)[:300] or type(exc).__name__
 
 
+def stream_to(resp: httpx.Response, dest: Path, label: str, expected: int | None) -> Path:
+    """A 200 response's body to ``dest`` with a progress bar; size checked; removed on failure."""
+    try:
+        with open(dest, "wb") as f, DownloadBar(desc=label, total=expected) as bar:
+            for chunk in resp.iter_raw(CHUNK):
+                f.write(chunk)
+                bar.update(len(chunk))
+        if expected is not None and dest.stat().st_size != expected:
+            raise ArchiveFault(f"the body ended early ({dest.stat().st_size} of {expected} bytes)")
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return dest
+
+
 def download_whole(url: str, dest: Path, label: str) -> None:
     """``fetch-upstream``: the whole archive to ``dest`` (atomically, with a progress bar)."""
     tmp = dest.with_name(f".{dest.name}.part")

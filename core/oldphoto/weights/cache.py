@@ -129,8 +129,10 @@ def cached_hub_file(spec: ComponentSpec, cache: Path) -> Path | None:
 # -- where a converted file came from -------------------------------------------------------------
 
 SOURCE_HUB = "the Hub safetensors repo"
-SOURCE_MIRROR = "the Hub mirror + local conversion"
+SOURCE_MIRROR = "a Hub mirror + local conversion"
 SOURCE_ARCHIVE = "a release archive + local conversion"
+SOURCE_URL = "a download URL + local conversion"
+SOURCE_IMPORT = "oldphoto weights import + local conversion"
 SOURCE_LOCAL = "a local conversion (oldphoto weights convert / fetch-upstream)"
 SOURCE_WEIGHTS_DIR = "--weights-dir"
 
@@ -253,6 +255,11 @@ def status(
         if path is None:
             out.append(Status(name, None, "", how, spec.size))
             continue
-        detail = read_origin(path)[1] if path.parent == converted_dir() else ""
+        if path.parent == converted_dir():
+            detail = read_origin(path)[1]
+        elif source == SOURCE_HUB:
+            detail = f"{spec.repo_id}@{spec.revision}/{spec.filename}"
+        else:
+            detail = ""
         out.append(Status(name, path, source, how, path.stat().st_size, detail))
     return out

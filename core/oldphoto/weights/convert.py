@@ -92,6 +92,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"Checkpoint not found: {path}")
+    if path.suffix == ".safetensors":  # a third-party safetensors copy: no pickle, same checks after
+        from safetensors.torch import load_file
+
+        try:
+            return unwrap(load_file(str(path)), str(path))
+        except Exception as exc:  # safetensors raises several types for corrupt headers
+            raise WeightsError(f"Cannot read {path} as safetensors: {exc}") from None
     if zipfile.is_zipfile(path) and not _is_torch_zip(path):
         with zipfile.ZipFile(path) as zf, tempfile.TemporaryDirectory(prefix="oldphoto-unzip-") as tmp:
             members = [n for n in zf.namelist() if n.endswith((".pth", ".pt")) and not n.endswith("/")]
@@ -321,7 +328,7 @@ def fetch_upstream(
     resolver does per component with ranged reads; the RetinaFace asset name carries the first hex
     digits of its sha256, which is checked here, where the whole zip is at hand.
     """
-    from .archive import describe, download_whole, find_member
+    from .archive import describe, find_member
 
     reg = registry()
     wanted = list(components or reg.components)
@@ -339,12 +346,11 @@ def fetch_upstream(
         for arch, names in by_archive.items():
             info = reg.archives[arch]
             local = Path(archives_dir) / arch if archives_dir else None
+            url = info["url"]
             if local is None or not local.is_file():
-                url = f"{base_url.rstrip('/')}/{arch}" if base_url else info["url"]
                 local = Path(archives_dir if archives_dir else tmp) / arch
-                log.warning("downloading %s from %s", arch, url)
                 local.parent.mkdir(parents=True, exist_ok=True)
-                download_whole(url, local, arch)
+                url = _download_first(arch, [f"{base_url.rstrip('/')}/{arch}"] if base_url else info["urls"], local)
             prefix = info.get("sha256_prefix")
             if prefix and not sha256_file(local).startswith(prefix):
                 raise WeightsError(
@@ -366,10 +372,28 @@ def fetch_upstream(
                     finally:
                         extracted.unlink(missing_ok=True)
                     if in_cache:  # `weights status` tells where cached files came from
-                        write_origin(done.path, SOURCE_ARCHIVE, f"{info['url']} {member}")
+                        write_origin(done.path, SOURCE_ARCHIVE, f"{url} {member}")
                     results.append(done)
     write_fragment(results, out)
     return results
+
+
+def _download_first(arch: str, urls: list[str], dest: Path) -> str:
+    """The whole archive from the first of its URLs that serves it; the URL used."""
+    from .archive import download_whole
+
+    failures = []
+    for url in urls:
+        log.warning("downloading %s from %s", arch, url)
+        try:
+            download_whole(url, dest, arch)
+            return url
+        except WeightsError as exc:
+            failures.append(str(exc))
+            if len(urls) > 1:
+                log.warning("%s", exc)
+    raise WeightsError(" ".join(failures) if len(failures) == 1 else
+                       f"None of the {len(urls)} URLs of {arch} served it: " + " ".join(failures))
 
 
 # -- publishing (maintainers) -------------------------------------------------------------------
@@ -425,7 +449,8 @@ def publish(
     data = json.loads(base.read_text(encoding="utf-8"))
     for name, f in facts.items():
         entry = data["components"][name]
-        entry.update(repo_id=repo_id, revision=info.oid, **f)
+        entry.update(sha256=f["sha256"], size=f["size"], filename=f["filename"])
+        entry["sources"][0].update(hub=repo_id, type="model", path=f["filename"], revision=info.oid)
     if target is not None:
         target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return data

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -28,14 +28,76 @@ _GLOBAL_MODES = {
 }
 
 
+PINNED_REVISION_LEN = 40
+HUB_TYPES = ("model", "dataset", "space")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a component's file can come from (``sources`` in weights.json, tried in order).
+
+    ``kind`` "hub": ``path`` in the Hub repo ``repo_id`` (of ``repo_type``) at ``revision``: a
+    40-hex commit (pinned) or None (unpinned: the repo's ``main`` at the time of the download; the
+    file must then pass the manifest check and ``torch.load(weights_only=True)``, and the chain says
+    it used an unpinned source). A ``.safetensors`` path is a converted file used as is (the
+    project's own repo); anything else is an official pickle (or a zip wrapping one) converted here.
+    ``kind`` "archive": ``member`` of the release zip ``archive`` (a key of ``archives``, whose
+    ``urls`` are tried in order; ``member`` None: the zip's single checkpoint). ``kind`` "url": the
+    checkpoint file itself (a ``.pth`` release asset), at ``urls`` tried in order.
+    """
+
+    kind: str
+    """"hub", "archive" or "url" (a checkpoint file itself at one or more URLs)."""
+    repo_id: str = ""
+    repo_type: str = "model"
+    path: str = ""
+    revision: str | None = None
+    archive: str | None = None
+    member: str | None = None
+    sha256_prefix: str | None = None
+    """Leading hex digits of the sha256 of the served file itself (the RetinaFace zip's name carries them)."""
+    urls: tuple[str, ...] = ()
+    """``kind`` "url": where the checkpoint file is served, tried in order."""
+    published: bool = False
+    """The project's own safetensors repo (always the first source): its file is used as is."""
+
+    @property
+    def safetensors(self) -> bool:
+        return self.published
+
+    @property
+    def pinned(self) -> bool:
+        return self.kind == "hub" and self.revision is not None and len(self.revision) == PINNED_REVISION_LEN
+
+    def label(self) -> str:
+        """How log lines, errors and ``weights status`` name it."""
+        if self.kind == "archive":
+            return f"release archive {self.archive} ({self.member or 'its single checkpoint'})"
+        if self.kind == "url":
+            return f"download {self.urls[0]}"
+        kind = "" if self.repo_type == "model" else f"{self.repo_type} "
+        rev = f"@{self.revision[:12]}" if self.pinned else "@main, unpinned"
+        return f"Hub {kind}repo {self.repo_id}{rev}: {self.path}"
+
+
+@dataclass(frozen=True)
+class Official:
+    """The official pickle a component converts from: its path in the official layout and, where
+    known, its sha256 and size (checked before conversion, whatever source served it)."""
+
+    path: str
+    sha256: str | None = None
+    size: int | None = None
+
+
 @dataclass(frozen=True)
 class Upstream:
-    """Where the official pickle of a component comes from."""
+    """Where the official pickle of a component comes from (schema 2's view, derived from ``sources``)."""
 
     path: str
     """Path in the official repository layout (and in the Hub mirror when ``in_mirror``)."""
     archive: str | None
-    """Official release zip holding it (key of ``upstream.archives``)."""
+    """Official release zip holding it (key of ``archives``)."""
     member: str | None
     """Member path inside that zip (``None``: the zip's single checkpoint)."""
     in_mirror: bool
@@ -45,12 +107,17 @@ class Upstream:
 class ComponentSpec:
     name: str
     repo_id: str
+    """The project's safetensors repo (the first source): the Hub cache is looked up there."""
     revision: str
     filename: str
     sha256: str | None
+    """sha256 of the converted safetensors file, once published; any source whose conversion
+    differs is refused."""
     size: int | None
     manifest: str
     upstream: Upstream
+    official: Official = field(default_factory=lambda: Official(""))
+    sources: tuple[Source, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,35 +126,81 @@ class Registry:
 
     components: dict[str, ComponentSpec]
     mirror_repo_id: str
+    """The first pinned Hub repo of official pickles (schema 2's single mirror)."""
     mirror_revision: str
     archives: dict[str, dict] = field(default_factory=dict)
+    """name -> {"urls": [...], "url": first URL, "unpacks_into": ..., "sha256_prefix": ...}"""
     source: str = ""
 
 
+def _parse_source(name: str, s: dict, archives: dict) -> Source:
+    if "hub" in s:
+        rev = s.get("revision")
+        if rev is not None and (len(rev) != PINNED_REVISION_LEN or any(c not in "0123456789abcdef" for c in rev)):
+            raise WeightsError(f"weights.json: '{name}': revision {rev!r} of {s['hub']} is not a 40-hex commit id "
+                               "(write null for an unpinned source)")
+        if s.get("type", "model") not in HUB_TYPES:
+            raise WeightsError(f"weights.json: '{name}': Hub repo type {s.get('type')!r} is not one of {HUB_TYPES}")
+        return Source("hub", repo_id=s["hub"], repo_type=s.get("type", "model"), path=s["path"], revision=rev,
+                      sha256_prefix=s.get("sha256_prefix"))
+    if "archive" in s:
+        if s["archive"] not in archives:
+            raise WeightsError(f"weights.json: '{name}': archive {s['archive']!r} is not listed under 'archives'")
+        return Source("archive", archive=s["archive"], member=s.get("member"),
+                      sha256_prefix=archives[s["archive"]].get("sha256_prefix"))
+    if "url" in s or "urls" in s:
+        urls = tuple([s["url"]] if "url" in s else s["urls"])
+        if not urls:
+            raise WeightsError(f"weights.json: '{name}': a url source lists no URL")
+        return Source("url", urls=urls, sha256_prefix=s.get("sha256_prefix"))
+    raise WeightsError(f"weights.json: '{name}': a source needs 'hub', 'archive' or 'url': {s}")
+
+
 def _parse_registry(data: dict, source: str) -> Registry:
-    up = data.get("upstream", {})
-    mirror = up.get("mirror", {})
+    if data.get("schema") != 3:
+        raise WeightsError(f"{source}: weights.json schema {data.get('schema')!r} is not supported (expected 3)")
+    archives = {}
+    for arch, info in data.get("archives", {}).items():
+        urls = list(info.get("urls") or [])
+        if not urls:
+            raise WeightsError(f"weights.json: archive {arch!r} lists no URL")
+        archives[arch] = {**info, "urls": urls, "url": urls[0]}
     comps = {}
+    mirror: tuple[str, str] | None = None
     for name, c in data["components"].items():
-        u = c.get("upstream", {})
+        sources = tuple(_parse_source(name, s, archives) for s in c["sources"])
+        if not sources or sources[0].kind != "hub" or not sources[0].path.endswith(".safetensors"):
+            raise WeightsError(f"weights.json: '{name}': the first source must be the project's safetensors repo")
+        ours = replace(sources[0], published=True)
+        sources = (ours, *sources[1:])
+        pickles = [s for s in sources[1:] if s.kind == "hub"]
+        if mirror is None and pickles and pickles[0].pinned:
+            mirror = (pickles[0].repo_id, pickles[0].revision or "")
+        off = c.get("official", {})
+        official = Official(off.get("path", ""), off.get("sha256"), off.get("size"))
+        first_archive = next((s for s in sources if s.kind == "archive"), None)
         comps[name] = ComponentSpec(
             name=name,
-            repo_id=c["repo_id"],
-            revision=c["revision"],
+            repo_id=ours.repo_id,
+            revision=ours.revision or "main",
             filename=c["filename"],
             sha256=c.get("sha256"),
             size=c.get("size"),
             manifest=c["manifest"],
             upstream=Upstream(
-                path=u["path"],
-                archive=u.get("archive"),
-                member=u.get("member"),
-                in_mirror=bool(u.get("in_mirror")),
+                path=official.path,
+                archive=first_archive.archive if first_archive else None,
+                member=first_archive.member if first_archive else None,
+                in_mirror=False,
             ),
+            official=official,
+            sources=sources,
         )
-    return Registry(
-        comps, mirror.get("repo_id", ""), mirror.get("revision", ""), up.get("archives", {}), source
-    )
+    m_repo, m_rev = mirror or ("", "")
+    for name, spec in comps.items():  # schema 2's in_mirror: the mirror serves this file at its pin
+        in_mirror = any(s.repo_id == m_repo and s.revision == m_rev for s in spec.sources if s.kind == "hub")
+        comps[name] = replace(spec, upstream=replace(spec.upstream, in_mirror=in_mirror))
+    return Registry(comps, m_repo, m_rev, archives, source)
 
 
 @lru_cache(maxsize=8)

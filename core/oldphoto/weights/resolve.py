@@ -1,22 +1,25 @@
 """Resolving a component to a verified safetensors file: the chain of sources, and loading it.
 
-Order for a component (names as in ``weights.json``):
+Order for a component (names as in ``weights.json``, schema 3):
 
 1. an explicit local directory (``weights_dir`` / ``OLDPHOTO_WEIGHTS_DIR``) holding the file:
    used as is (the user chose it), checked only against the manifest;
-2. the Hugging Face Hub cache at the pinned revision, then files converted earlier on this machine
-   (``$OLDPHOTO_CACHE``, default ``$HF_HOME/oldphoto/converted``): no request at all;
-3. ``hf_hub_download`` from the project's safetensors repo at the pinned 40-hex revision;
-4. when that repo (or its revision, or the file) is missing: the pinned official pickle from the
-   Hub mirror, converted locally with ``torch.load(weights_only=True)``;
-5. when the mirror lacks it too (or the mirror repo or its pinned revision is gone): the member of
-   the official release zip (``upstream.archives``), read with HTTP ranges (:mod:`.archive`) and
-   converted the same way.
+2. the Hugging Face Hub cache at the pinned revision of the project's safetensors repo, then files
+   converted (or imported) earlier on this machine (``$OLDPHOTO_CACHE``, default
+   ``$HF_HOME/oldphoto/converted``): no request at all;
+3. the component's ``sources``, in the order weights.json lists them: first the project's
+   safetensors repo at its pinned revision, then every known copy of the official pickle (Hub repos,
+   pinned or not, and release zips, each with one or more URLs), converted locally with
+   ``torch.load(weights_only=True)``.
 
-Each step that reaches past the Hub cache prints one line saying where the file comes from and
-why. Every file from the Hub or a conversion is checked against the sha256 (where weights.json
-knows it) and against its manifest (names, shapes, dtypes) before use; a file that fails is deleted
-so the next run fetches it again, and a failed fetch leaves nothing in any cache.
+The chain moves on when a source is unreachable or wrong: a missing repo (401), revision or file
+(404), a dead URL, a member missing from a zip, a transfer that fails, a pickle whose size or sha256
+differs from the official one (``official`` in weights.json, checked before conversion), a file that
+does not match the manifest, or a conversion whose sha256 differs from the published one. Each
+source actually tried prints one line saying what it reads and why the sources before it failed;
+``weights status`` then says which source served the file (and whether it was pinned). A file is
+converted under a temporary name and only renamed into place once every check passed, so a refused
+source leaves nothing in any cache. When every source fails, one error lists each one and why.
 """
 
 from __future__ import annotations
@@ -32,18 +35,20 @@ from ..errors import WeightsError
 from .cache import (
     SOURCE_ARCHIVE,
     SOURCE_MIRROR,
+    SOURCE_URL,
     cached_hub_file,
     converted_dir,
     hub_cache_dir,
     offline_mode,
     remove_cached,
+    sha256_file,
     verify_file,
     weights_dir_of,
     write_origin,
 )
 from .manifests import check_structure
 from .progress import DownloadBar
-from .registry import ENV_WEIGHTS_DIR, ComponentSpec, Registry, component_spec, components_for_modes, registry
+from .registry import ENV_WEIGHTS_DIR, ComponentSpec, Registry, Source, component_spec, components_for_modes, registry
 
 if TYPE_CHECKING:  # torch is imported lazily: `oldphoto weights download` never needs it
     import torch
@@ -92,7 +97,7 @@ _UNREACHABLE = {"ConnectError", "ConnectTimeout", "ConnectionError", "Timeout", 
                 "NewConnectionError", "OfflineModeIsEnabled"}
 
 
-def _preflight(spec: ComponentSpec, endpoint: str | None, token: str | bool | None) -> tuple[str, object] | None:
+def _preflight(src: Source, endpoint: str | None, token: str | bool | None) -> tuple[str, object] | None:
     """One HEAD without retries: ``("unreachable", why)``, ``("missing", exc)`` or None (go ahead).
 
     ``hf_hub_download`` retries a failed connection with back-off (about 23 s per file), which
@@ -103,7 +108,7 @@ def _preflight(spec: ComponentSpec, endpoint: str | None, token: str | bool | No
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     _local, remote_missing = _hub_errors()
-    url = hf_hub_url(spec.repo_id, spec.filename, revision=spec.revision, endpoint=endpoint)
+    url = hf_hub_url(src.repo_id, src.path, revision=src.revision, repo_type=src.repo_type, endpoint=endpoint)
     try:
         get_hf_file_metadata(url, token=token, timeout=10)
     except remote_missing as exc:
@@ -112,6 +117,15 @@ def _preflight(spec: ComponentSpec, endpoint: str | None, token: str | bool | No
         if any(c.__name__ in _UNREACHABLE for c in type(exc).__mro__):
             return "unreachable", f"the Hub is unreachable ({type(exc).__name__}: {str(exc)[:120]})"
     return None
+
+
+class SourceFailed(Exception):
+    """One source cannot serve the file (``why``, naming it); the chain tries the next."""
+
+    def __init__(self, why: str, *, unreachable: bool = False) -> None:
+        super().__init__(why)
+        self.why = " ".join(why.split())  # one line, whatever the cause printed
+        self.unreachable = unreachable
 
 
 def resolve(
@@ -143,7 +157,6 @@ def resolve(
     cache = hub_cache_dir(cache_dir)
     offline = offline_mode() if local_files_only is None else local_files_only
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
-    local_missing, remote_missing = _hub_errors()
 
     if not force_download:
         cached = cached_hub_file(spec, cache)
@@ -161,165 +174,304 @@ def resolve(
             return converted
     if offline:
         raise WeightsError(_missing_message(spec, cache, "offline mode is on (HF_HUB_OFFLINE=1)"))
+    chain = Chain(spec, reg, cache=cache, endpoint=endpoint, token=token, force_download=force_download)
+    return chain.run(allow_convert=allow_convert)
 
-    from huggingface_hub import hf_hub_download
 
-    pre = _preflight(spec, endpoint, token)
-    if pre is not None and pre[0] == "unreachable":
-        raise WeightsError(_missing_message(spec, cache, str(pre[1])))
-    try:
-        if pre is not None:  # the repo, revision or file is missing: skip straight to the next source
-            raise pre[1]  # type: ignore[misc]
-        path = Path(
-            hf_hub_download(
-                spec.repo_id,
-                spec.filename,
-                revision=spec.revision,
-                cache_dir=str(cache),
-                endpoint=endpoint,
-                token=token,
-                force_download=force_download,
-                tqdm_class=DownloadBar,
-            )
-        )
-    except local_missing as exc:  # HEAD failed (no connection, server down) and nothing cached
-        cause = exc.__cause__ or exc
-        raise WeightsError(
-            _missing_message(spec, cache, f"the Hub is unreachable ({type(cause).__name__})")
-        ) from None
-    except remote_missing as exc:
+class Chain:
+    """The sources of one component, tried in order (see the module doc).
+
+    ``only`` restricts the run to some sources (``verify --cross-check`` converts from one chosen
+    source); ``keep`` False leaves the converted file in a temporary folder for the caller.
+    """
+
+    def __init__(
+        self,
+        spec: ComponentSpec,
+        reg: Registry,
+        *,
+        cache: Path,
+        endpoint: str | None,
+        token: str | bool | None,
+        force_download: bool = False,
+        out_dir: Path | None = None,
+    ) -> None:
+        self.spec, self.reg, self.cache = spec, reg, cache
+        self.endpoint, self.token, self.force_download = endpoint, token, force_download
+        self.out_dir = out_dir
+        self.failures: list[str] = []
+        self._pending: list[str] = []
+        self._hub_down: str | None = None
+
+    # -- the chain
+    def attempts(self, allow_convert: bool = True) -> list[tuple[Source, str | None]]:
+        """(source, URL for archives) in order: each archive URL is its own attempt."""
+        out: list[tuple[Source, str | None]] = []
+        for src in self.spec.sources:
+            if not allow_convert and not src.safetensors:
+                continue
+            if src.kind == "archive":
+                out += [(src, url) for url in self.reg.archives[src.archive or ""]["urls"]]
+            elif src.kind == "url":
+                out += [(src, url) for url in src.urls]
+            else:
+                out.append((src, None))
+        return out
+
+    def run(self, allow_convert: bool = True) -> Path:
+        for src, url in self.attempts(allow_convert):
+            if src.kind == "hub" and self._hub_down is not None:
+                self._fail(SourceFailed(f"{src.label()}: {self._hub_down}"))
+                continue
+            try:
+                return self.try_source(src, url)
+            except SourceFailed as failed:
+                self._fail(failed)
+                if failed.unreachable and src.kind == "hub":
+                    self._hub_down = failed.why.split(": ", 1)[-1]
+        raise self._final_error(allow_convert)
+
+    def try_source(self, src: Source, url: str | None) -> Path:
+        if src.safetensors:
+            return self._from_safetensors_repo(src)
+        if src.kind == "hub":
+            return self._from_hub_pickle(src)
+        assert url is not None
+        if src.kind == "url":
+            return self._from_url(src, url)
+        return self._from_archive(src, url)
+
+    def _fail(self, failed: SourceFailed) -> None:
+        self.failures.append(failed.why)
+        self._pending.append(failed.why)
+
+    def _announce(self, action: str) -> None:
+        """The one line of a source that is tried: why the ones before it failed, then what it reads."""
+        why = "; ".join(self._pending) or "asked for"
+        self._pending = []
+        log.warning("%s: %s; %s", self.spec.name, why, action)
+
+    def _final_error(self, allow_convert: bool) -> WeightsError:
+        spec = self.spec
+        tried = "; ".join(self.failures) or "weights.json lists no source for it"
         if not allow_convert:
-            raise WeightsError(
-                f"'{spec.name}' is not available from {spec.repo_id}@{spec.revision[:12]} "
-                f"({type(exc).__name__}). Run `oldphoto weights fetch-upstream` to convert the official "
-                "release files, or pass --weights-dir DIR."
-            ) from None
-        return _from_upstream(spec, reg, cache=cache, endpoint=endpoint, token=token)
-    except WeightsError:
-        raise
-    except Exception as exc:  # HTTP 5xx, reset connection, truncated body, disk full, ...
-        raise _download_error(f"{spec.filename} for '{spec.name}'", exc) from None
-    verify_file(spec, path)
-    return path
-
-
-def _from_upstream(
-    spec: ComponentSpec, reg: Registry, *, cache: Path, endpoint: str | None, token: str | bool | None
-) -> Path:
-    """Steps 4 and 5: the mirror's pickle if it has one, else the release archive's member."""
-    if spec.upstream.in_mirror and reg.mirror_repo_id:
-        why = _convert_from_mirror(spec, reg, cache=cache, endpoint=endpoint, token=token)
-        if isinstance(why, Path):
-            return why
-        reason = f"not on the Hub yet and {why}"
-    else:
-        reason = "not on the Hub yet"
-    if spec.upstream.archive is None or spec.upstream.archive not in reg.archives:
-        raise WeightsError(
-            f"'{spec.name}' is {reason}, and weights.json names no release archive for it. Pass "
-            "--weights-dir DIR with converted files."
-        )
-    return _convert_from_archive(spec, reg, reason)
-
-
-def _convert_from_mirror(
-    spec: ComponentSpec, reg: Registry, *, cache: Path, endpoint: str | None, token: str | bool | None
-) -> Path | str:
-    """The pinned pickle from the mirror, converted into :func:`converted_dir`; or why not (a str)."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-
-    from .convert import convert_file
-
-    local_missing, remote_missing = _hub_errors()
-    try:  # ask first, so that the one line below is only printed for a file that is there
-        url = hf_hub_url(reg.mirror_repo_id, spec.upstream.path, revision=reg.mirror_revision, endpoint=endpoint)
-        meta = get_hf_file_metadata(url, token=token, timeout=10)
-    except remote_missing as exc:
-        return f"the mirror {reg.mirror_repo_id}@{reg.mirror_revision[:12]} does not have it ({type(exc).__name__})"
-    except Exception as exc:
-        return f"the mirror is unreachable ({type(exc).__name__})"
-    log.warning(
-        "%s: not on the Hub yet; downloading the official checkpoint from the mirror %s@%s and converting it "
-        "locally (%s)",
-        spec.name,
-        reg.mirror_repo_id,
-        reg.mirror_revision[:12],
-        _mb(meta.size),
-    )
-    try:
-        pickle_path = Path(
-            hf_hub_download(
-                reg.mirror_repo_id,
-                spec.upstream.path,
-                revision=reg.mirror_revision,
-                cache_dir=str(cache),
-                endpoint=endpoint,
-                token=token,
-                tqdm_class=DownloadBar,
+            return WeightsError(
+                f"'{spec.name}' is not available from {spec.repo_id}@{spec.revision[:12]} ({tried}). Run "
+                "`oldphoto weights fetch-upstream` to convert the official release files, or pass --weights-dir DIR."
             )
+        if self._hub_down is not None:
+            return WeightsError(_missing_message(spec, self.cache, f"{self._hub_down}; every source failed: {tried}"))
+        return WeightsError(
+            f"'{spec.name}' could not be fetched from any of its {len(self.attempts())} sources: {tried}. Nothing "
+            "was kept in the cache; check the connection and run the command again. If the downloads keep failing, "
+            "get the official files another way (the release zips or the .pth files) and run `oldphoto weights "
+            "import PATH` (or `oldphoto weights fetch-upstream --archives-dir DIR`), or pass --weights-dir DIR."
         )
-    except (local_missing, *remote_missing) as exc:
-        raise _download_error(f"{spec.upstream.path} for '{spec.name}' from {reg.mirror_repo_id}", exc) from None
-    except Exception as exc:
-        raise _download_error(f"{spec.upstream.path} for '{spec.name}'", exc) from None
-    try:
-        result = convert_file(pickle_path, spec.name, converted_dir(), spec.filename)
-    finally:
-        remove_cached(pickle_path)  # the pickle is only an intermediate; keep the cache small
-    write_origin(result.path, SOURCE_MIRROR, f"{reg.mirror_repo_id}@{reg.mirror_revision}/{spec.upstream.path}")
-    verify_file(spec, result.path, check_size=False)
-    return result.path
 
+    # -- the project's safetensors repo
+    def _from_safetensors_repo(self, src: Source) -> Path:
+        from huggingface_hub import hf_hub_download
 
-def _convert_from_archive(spec: ComponentSpec, reg: Registry, reason: str) -> Path:
-    """The member of the official release zip, read with HTTP ranges, converted and cached."""
-    from . import archive
-    from .convert import convert_file
-
-    name = spec.upstream.archive
-    assert name is not None
-    info = reg.archives[name]
-    url = info["url"]
-    fail = (
-        f"'{spec.name}' ({reason}): could not read it from the official release archive {name} at {url}"
-    )
-    advice = (
-        "Nothing was kept; run the command again, or download the archive yourself and run "
-        "`oldphoto weights fetch-upstream --archives-dir DIR`, or pass --weights-dir DIR."
-    )
-    with tempfile.TemporaryDirectory(prefix="oldphoto-member-") as tmp:
+        spec = self.spec
+        local_missing, remote_missing = _hub_errors()
+        name = f"{src.repo_id}@{(src.revision or 'main')[:12]}"
+        pre = _preflight(src, self.endpoint, self.token)
+        if pre is not None and pre[0] == "unreachable":
+            raise SourceFailed(f"{name}: {pre[1]}", unreachable=True)
+        if pre is not None:
+            raise SourceFailed(f"not on the Hub yet ({type(pre[1]).__name__} from {name})")
         try:
-            with archive.client() as http:
-                opened = archive.open_archive(http, url, spec.name, None)
-                with opened.zf:
-                    names = opened.zf.namelist()
-                    member, exact = archive.find_member(names, spec.upstream.member, info.get("unpacks_into", ""))
-                    if member is None:
-                        raise WeightsError(
-                            f"{fail}: it holds no {spec.upstream.member or 'single checkpoint'} (weights.json may "
-                            f"be out of date). The archive holds: {archive.describe(names)}. Pass --weights-dir DIR, "
-                            "or report this."
-                        )
-                    if not exact:
-                        log.warning("%s: %s is not at %s in %s; using %s", spec.name, spec.upstream.path,
-                                    spec.upstream.member, name, member)
-                    member_size = opened.zf.getinfo(member).compress_size
-                    log.warning(
-                        "%s: %s; reading it from the official release archive %s (%s of %s)",
-                        spec.name, reason, name, _mb(member_size), _mb(opened.size),
-                    )
-                    extracted = archive.extract(opened, member, Path(tmp) / "member.pth", spec.name)
-        except WeightsError:
-            raise
-        except archive.FAULTS as exc:
-            raise WeightsError(f"{fail}: {archive.fault_message(exc)}. {advice}") from None
+            path = Path(
+                hf_hub_download(
+                    src.repo_id,
+                    src.path,
+                    revision=src.revision,
+                    repo_type=src.repo_type,
+                    cache_dir=str(self.cache),
+                    endpoint=self.endpoint,
+                    token=self.token,
+                    force_download=self.force_download,
+                    tqdm_class=DownloadBar,
+                )
+            )
+        except local_missing as exc:  # HEAD failed (no connection, server down) and nothing cached
+            cause = exc.__cause__ or exc
+            raise SourceFailed(f"{name}: the Hub is unreachable ({type(cause).__name__})", unreachable=True) from None
+        except remote_missing as exc:
+            raise SourceFailed(f"not on the Hub yet ({type(exc).__name__} from {name})") from None
+        except Exception as exc:  # HTTP 5xx, reset connection, truncated body, disk full, ...
+            raise SourceFailed(str(_download_error(f"{src.path} for '{spec.name}' from {name}", exc))) from None
         try:
-            result = convert_file(extracted, spec.name, converted_dir(), spec.filename)
-        except OSError as exc:
-            raise WeightsError(f"{fail}: {archive.fault_message(exc)}. {advice}") from None
-    write_origin(result.path, SOURCE_ARCHIVE, f"{url} {member}")
-    verify_file(spec, result.path, check_size=False)
-    return result.path
+            verify_file(spec, path)
+        except WeightsError as exc:
+            raise SourceFailed(f"{name}: {exc}") from None
+        return path
+
+    # -- official pickles on the Hub
+    def _from_hub_pickle(self, src: Source) -> Path:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+        spec = self.spec
+        local_missing, remote_missing = _hub_errors()
+        label = src.label()
+        revision = src.revision or "main"
+        try:  # ask first, so that the line below is only printed for a file that is there
+            url = hf_hub_url(src.repo_id, src.path, revision=revision, repo_type=src.repo_type, endpoint=self.endpoint)
+            meta = get_hf_file_metadata(url, token=self.token, timeout=10)
+        except remote_missing as exc:
+            raise SourceFailed(f"{label}: {_missing_why(exc)}") from None
+        except Exception as exc:
+            unreachable = any(c.__name__ in _UNREACHABLE for c in type(exc).__mro__)
+            raise SourceFailed(f"{label}: unreachable ({type(exc).__name__})", unreachable=unreachable) from None
+        wrapped = src.path.endswith(".zip")  # a zip around the official .pth (RetinaFace's asset)
+        off = spec.official
+        if not wrapped and off.size is not None and meta.size is not None and meta.size != off.size:
+            raise SourceFailed(f"{label}: {meta.size} bytes, the official file has {off.size}; refused before "
+                               "downloading")
+        etag = (meta.etag or "").strip('"').lower()
+        if not wrapped and off.sha256 and len(etag) == 64 and etag != off.sha256.lower():
+            raise SourceFailed(f"{label}: sha256 {etag[:16]}..., the official file's is {off.sha256[:16]}...; "
+                               "refused before downloading")
+        unpinned = "" if src.pinned else (
+            f", unpinned: commit {meta.commit_hash[:12]} of main" if meta.commit_hash else ", unpinned")
+        self._announce(f"downloading the official checkpoint from {label} and converting it locally "
+                       f"({_mb(meta.size)}{unpinned})")
+        try:
+            pickle_path = Path(
+                hf_hub_download(
+                    src.repo_id,
+                    src.path,
+                    revision=meta.commit_hash or revision,
+                    repo_type=src.repo_type,
+                    cache_dir=str(self.cache),
+                    endpoint=self.endpoint,
+                    token=self.token,
+                    tqdm_class=DownloadBar,
+                )
+            )
+        except (local_missing, *remote_missing) as exc:
+            raise SourceFailed(str(_download_error(f"{src.path} for '{spec.name}' from {src.repo_id}", exc))) from None
+        except Exception as exc:
+            raise SourceFailed(str(_download_error(f"{src.path} for '{spec.name}'", exc))) from None
+        detail = f"{src.repo_id}@{meta.commit_hash or revision}/{src.path}" + ("" if src.pinned else " (unpinned)")
+        try:
+            self._check_official(src, pickle_path, label, wrapped)
+            return self._convert(pickle_path, label, SOURCE_MIRROR, detail)
+        finally:
+            remove_cached(pickle_path)  # the pickle is only an intermediate; keep the cache small
+
+    # -- release zips
+    def _from_archive(self, src: Source, url: str) -> Path:
+        from . import archive
+
+        spec = self.spec
+        name = src.archive or ""
+        info = self.reg.archives[name]
+        label = f"release archive {name} at {url}"
+        with tempfile.TemporaryDirectory(prefix="oldphoto-member-") as tmp:
+            try:
+                with archive.client() as http:
+                    opened = archive.open_archive(http, url, spec.name, None)
+                    with opened.zf:
+                        names = opened.zf.namelist()
+                        member, exact = archive.find_member(names, src.member, info.get("unpacks_into", ""))
+                        if member is None:
+                            raise SourceFailed(
+                                f"{label}: it holds no {src.member or 'single checkpoint'} (weights.json may be out "
+                                f"of date); it holds: {archive.describe(names)}"
+                            )
+                        if not exact:
+                            log.warning("%s: %s is not at %s in %s; using %s", spec.name, spec.upstream.path,
+                                        src.member, name, member)
+                        zinfo = opened.zf.getinfo(member)
+                        off = spec.official
+                        if off.size is not None and zinfo.file_size != off.size:
+                            raise SourceFailed(f"{label}: {member} has {zinfo.file_size} bytes, the official file "
+                                               f"has {off.size}; refused before downloading")
+                        self._announce(f"reading it from the {label} ({_mb(zinfo.compress_size)} of "
+                                       f"{_mb(opened.size)})")
+                        extracted = archive.extract(opened, member, Path(tmp) / "member.pth", spec.name)
+            except archive.FAULTS as exc:
+                raise SourceFailed(f"{label}: {archive.fault_message(exc)}") from None
+            self._check_official(src, extracted, label, False)
+            return self._convert(extracted, label, SOURCE_ARCHIVE, f"{url} {member}")
+
+    # -- a checkpoint file at a URL (a .pth release asset)
+    def _from_url(self, src: Source, url: str) -> Path:
+        from . import archive
+
+        label = f"{url}"
+        name = url.rsplit("/", 1)[-1] or "checkpoint"
+        with tempfile.TemporaryDirectory(prefix="oldphoto-file-") as tmp:
+            dest = Path(tmp) / name
+            try:
+                with archive.client() as http, http.stream("GET", url) as resp:
+                    if resp.status_code != 200:
+                        raise SourceFailed(f"{label}: the server answered HTTP {resp.status_code}")
+                    size = int(resp.headers.get("Content-Length") or 0) or None
+                    off = self.spec.official
+                    wrapped = name.endswith(".zip")
+                    if not wrapped and off.size is not None and size is not None and size != off.size:
+                        raise SourceFailed(f"{label}: {size} bytes, the official file has {off.size}; refused "
+                                           "before downloading")
+                    self._announce(f"downloading {label} and converting it locally ({_mb(size)})")
+                    archive.stream_to(resp, dest, self.spec.name, size)
+            except archive.FAULTS as exc:
+                raise SourceFailed(f"{label}: {archive.fault_message(exc)}") from None
+            self._check_official(src, dest, label, wrapped)
+            return self._convert(dest, label, SOURCE_URL, url)
+
+    # -- checks and conversion
+    def _check_official(self, src: Source, path: Path, label: str, wrapped: bool) -> None:
+        """The published hash of the official file (or of the zip it comes in), before conversion."""
+        off = self.spec.official
+        if src.sha256_prefix and wrapped:
+            digest = sha256_file(path)
+            if not digest.startswith(src.sha256_prefix):
+                raise SourceFailed(f"{label}: sha256 {digest[:16]}... does not start with the published "
+                                   f"{src.sha256_prefix}; refused")
+        if not wrapped and off.sha256:
+            digest = sha256_file(path)
+            if digest != off.sha256.lower():
+                raise SourceFailed(f"{label}: sha256 {digest[:16]}..., the official file's is {off.sha256[:16]}...; "
+                                   "refused")
+
+    def _convert(self, pickle_path: Path, label: str, kind: str, detail: str) -> Path:
+        """Convert under a temporary name, check, then rename into place (nothing kept on failure)."""
+        from .convert import convert_file
+
+        spec = self.spec
+        out = self.out_dir or converted_dir()
+        incoming = f".{spec.filename}.{os.getpid()}.incoming"
+        try:
+            try:
+                result = convert_file(pickle_path, spec.name, out, incoming)
+            except WeightsError as exc:
+                raise SourceFailed(f"{label}: {exc}") from None
+            except OSError as exc:
+                from .archive import fault_message
+
+                raise SourceFailed(f"{label}: {fault_message(exc)}") from None
+            if spec.sha256 and result.sha256 != spec.sha256.lower():
+                raise SourceFailed(
+                    f"{label}: its conversion has sha256 {result.sha256[:16]}..., weights.json says "
+                    f"{spec.sha256[:16]}...; refused (that source's file differs from the one published)"
+                )
+            final = out / spec.filename
+            os.replace(result.path, final)
+        finally:
+            (out / incoming).unlink(missing_ok=True)
+        if self.out_dir is None:
+            write_origin(final, kind, detail)
+        return final
+
+
+def _missing_why(exc: BaseException) -> str:
+    n = type(exc).__name__
+    what = {"RepositoryNotFoundError": "the repo is gone or private", "RevisionNotFoundError": "the revision is gone",
+            "RemoteEntryNotFoundError": "the repo has no such file", "EntryNotFoundError": "the repo has no such file",
+            "GatedRepoError": "the repo is gated"}.get(n, "not available")
+    return f"{what} ({n})"
 
 
 def load_state_dict(
