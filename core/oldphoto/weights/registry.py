@@ -118,6 +118,11 @@ class ComponentSpec:
     upstream: Upstream
     official: Official = field(default_factory=lambda: Official(""))
     sources: tuple[Source, ...] = ()
+    settings: tuple[tuple[str, object], ...] = ()
+    """Per-checkpoint options of the model code (e.g. SIGGRAPH17's ``mask_convention``), as pairs."""
+
+    def setting(self, key: str, default: object = None) -> object:
+        return dict(self.settings).get(key, default)
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,7 @@ def _parse_registry(data: dict, source: str) -> Registry:
             ),
             official=official,
             sources=sources,
+            settings=tuple(sorted((c.get("settings") or {}).items())),
         )
     m_repo, m_rev = mirror or ("", "")
     for name, spec in comps.items():  # schema 2's in_mirror: the mirror serves this file at its pin
