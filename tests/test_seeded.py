@@ -11,7 +11,8 @@ from .conftest import require_reference
 
 GUIDED_COLOUR = {"exemplar_vgg19": "exemplar", "exemplar_nonlocal": "exemplar", "exemplar_colornet": "exemplar",
                  "siggraph17": "siggraph17"}
-GLOBAL = [c for c, f in COMPONENT_MANIFESTS.items() if not c.startswith(("face_", "retinaface")) and c not in GUIDED_COLOUR]
+GLOBAL = [c for c, f in COMPONENT_MANIFESTS.items()
+          if not c.startswith(("face_", "retinaface", "ddcolor_")) and c not in GUIDED_COLOUR]
 
 
 @pytest.mark.parametrize("component", GLOBAL)

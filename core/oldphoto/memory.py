@@ -24,7 +24,8 @@ from typing import Literal
 
 from .errors import InputError
 
-Mode = Literal["quality", "scratch", "hr"]
+Mode = Literal["quality", "scratch", "hr", "colorize"]
+"""The global-stage modes, and "colorize" for ``Restorer.colorize`` alone (no restoration)."""
 
 GiB = 2**30
 MiB = 2**20
@@ -41,12 +42,20 @@ FIXED_RUN_BYTES: dict[str, int] = {"quality": 500 * MiB, "scratch": 900 * MiB, "
 FACES_RUN_BYTES = {256: 500 * MiB, 512: 1400 * MiB}
 # Interpreter + torch runtime when no network is loaded yet.
 RUNTIME_BYTES = 300 * MiB
+# Colour stage (stages/colorize.py) above its network: DDColor's activations at 512 px (photo-size
+# independent) plus, per photo pixel, the uint8 photo, its float32 RGB copy for cv2.resize (12 B),
+# the uncoloured image kept for re-blending and the result (3 B each) and PIL copies; the strips of
+# the post-processing are bounded. Measured with benchmarks/bench_colorize.py (run +MB), with margin.
+COLOR_RUN_BYTES = {"ddcolor_paper_tiny": 600 * MiB, "large": 1200 * MiB}
+COLOR_PER_PIXEL = 40.0
 
 
 def processing_size(width: int, height: int, mode: Mode) -> tuple[int, int]:
     """The size the networks run at: multiples of 16 with a mask, else of 4 (see stages.resize)."""
     from .stages.resize import round_to
 
+    if mode == "colorize":
+        return width, height
     k = 4 if mode == "quality" else 16
     return max(k, round_to(width, k)), max(k, round_to(height, k))
 
@@ -62,17 +71,34 @@ def weights_bytes(components: Iterable[str]) -> int:
     return total
 
 
+def color_run_bytes(component: str, width: int, height: int) -> int:
+    """Working memory of the colour stage on a ``width`` x ``height`` photo, above its network's weights."""
+    fixed = COLOR_RUN_BYTES.get(component, COLOR_RUN_BYTES["large"])
+    return int(fixed + COLOR_PER_PIXEL * width * height)
+
+
 def estimate_peak_bytes(
-    width: int, height: int, mode: Mode, *, faces: bool = False, loaded: Iterable[str] = (), hr_faces: bool = False
+    width: int,
+    height: int,
+    mode: Mode,
+    *,
+    faces: bool = False,
+    loaded: Iterable[str] = (),
+    hr_faces: bool = False,
+    colorize: str | None = None,
 ) -> int:
     """Estimated peak process memory (bytes) to restore a ``width`` x ``height`` photo.
 
     ``loaded``: components already in memory, counted in the networks' share like the others
     (the estimate is of the whole process, not of the increment). The global stage and the face
-    stage do not overlap in time, so the larger of the two working sets counts.
+    stage do not overlap in time, so the larger of the two working sets counts. ``colorize``: the
+    DDColor component of a colour stage after them (mode "colorize": that stage alone).
     """
     from .stages.restore import components_for_mode
 
+    if mode == "colorize":
+        comps = set(loaded) | ({colorize} if colorize else set())
+        return int(RUNTIME_BYTES + weights_bytes(comps) + color_run_bytes(colorize or "", width, height))
     w, h = processing_size(width, height, mode)
     comps = set(components_for_mode(mode)) | set(loaded)
     if mode != "quality":
@@ -83,6 +109,9 @@ def estimate_peak_bytes(
     if faces:
         face_px = 512 if hr_faces or mode == "hr" else 256
         run = max(run, FACES_RUN_BYTES[face_px] + 40.0 * w * h)  # blending works on float copies of the photo
+    if colorize:
+        comps.add(colorize)
+        run = max(run, color_run_bytes(colorize, width, height) + 8.0 * w * h)  # restoration results kept
     return int(RUNTIME_BYTES + weights_bytes(comps) + run)
 
 
@@ -143,6 +172,7 @@ def check_fits(
     hr_faces: bool = False,
     loaded: Iterable[str] = (),
     available: int | None = None,
+    colorize: str | None = None,
 ) -> None:
     """Raise :class:`InputError` naming a size that fits when the photo cannot be restored in memory.
 
@@ -157,7 +187,7 @@ def check_fits(
         if free is None:
             return
         available = free + current_rss_bytes()
-    kw = {"faces": faces, "hr_faces": hr_faces, "loaded": loaded}
+    kw = {"faces": faces, "hr_faces": hr_faces, "loaded": loaded, "colorize": colorize}
     need = estimate_peak_bytes(width, height, mode, **kw)
     if need <= available:
         return

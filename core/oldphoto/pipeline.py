@@ -7,6 +7,7 @@ use and kept, so a GUI or a worker process pays the load once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -33,6 +34,9 @@ ProgressFn = Callable[[float, str], None]
 """``progress(fraction, message)``; fraction in [0, 1]. It may raise :class:`Cancelled` to stop."""
 
 Scratches = Literal["none", "auto"]
+Colorize = Literal["none", "auto"]
+COLORIZE_MODES = ("none", "auto")
+"""``colorize`` values: no colour stage, or DDColor's automatic colourisation."""
 
 
 def _one_job(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,16 +78,27 @@ class RestoreResult:
     """Things the user should know about this result (e.g. faces left out by ``max_faces``, controls
     that differ from their defaults)."""
     controls: Controls = field(default_factory=Controls)
-    """The strength, face_strength, scratch_threshold and mask_grow used (``oldphoto.stages.adjust``)."""
+    """The strength, face_strength, scratch_threshold, mask_grow and color_strength used (``oldphoto.stages.adjust``)."""
+    uncolored: Image.Image | None = None
+    """With colour: the photo the colour stage got (the restored photo at its own size), else None."""
+    color: Any = None
+    """With colour: the ``oldphoto.stages.colorize.ColorPrediction`` (model and the network's ab), else None."""
 
-    def reblend(self, *, strength: float | None = None, face_strength: float | None = None) -> RestoreResult:
-        """This result with another ``strength`` / ``face_strength``, without running any network.
+    def reblend(
+        self, *, strength: float | None = None, face_strength: float | None = None,
+        color_strength: float | None = None,
+    ) -> RestoreResult:
+        """This result with another ``strength`` / ``face_strength`` / ``color_strength``, without running any network.
 
-        Mixes the kept intermediates again (``oldphoto.stages.adjust.compose``, the same function
-        ``Restorer.restore`` ends with), so the pixels equal those of a fresh restore with these
-        values. ``None`` keeps a value as it was.
+        Mixes the kept intermediates again (``oldphoto.stages.adjust.compose`` and
+        ``oldphoto.stages.colorize.compose``, the functions ``Restorer.restore`` ends with), so the
+        pixels equal those of a fresh restore with these values. ``None`` keeps a value as it was.
+        On a colourised result a new ``strength`` / ``face_strength`` keeps the colour the network
+        predicted for the earlier mix (a fresh restore would predict it again from the new one);
+        ``notes`` say so.
         """
         from .stages import adjust
+        from .stages import colorize as color_stage
 
         old = self.controls
         new = adjust.check_controls(
@@ -91,11 +106,31 @@ class RestoreResult:
             old.face_strength if face_strength is None else face_strength,
             old.scratch_threshold,
             old.mask_grow,
+            old.color_strength if color_strength is None else color_strength,
         )
-        image = adjust.compose(self.processed_input, self.global_image, self.faces, strength=new.strength,
-                               face_strength=new.face_strength, size=self.image.size)
-        notes = [n for n in self.notes if n != old.note()] + ([new.note()] if new.note() else [])
-        return dataclasses.replace(self, image=image, controls=new, notes=notes)
+        notes = [n for n in self.notes if n not in (old.note(), REBLEND_COLOR_NOTE)]
+        restored_same = (new.strength, new.face_strength) == (old.strength, old.face_strength)
+        if self.color is not None and self.uncolored is not None and restored_same:
+            base = self.uncolored
+        else:
+            size = self.uncolored.size if self.uncolored is not None else self.image.size
+            base = adjust.compose(self.processed_input, self.global_image, self.faces, strength=new.strength,
+                                  face_strength=new.face_strength, size=size)
+        image = base
+        if self.color is not None:
+            image = Image.fromarray(
+                color_stage.compose(np.asarray(base), self.color.ab, color_strength=new.color_strength), "RGB")
+            if not restored_same or REBLEND_COLOR_NOTE in self.notes:
+                notes.append(REBLEND_COLOR_NOTE)
+        notes += [new.note()] if new.note() else []
+        return dataclasses.replace(self, image=image, controls=new, notes=notes,
+                                   uncolored=base if self.color is not None else None)
+
+
+REBLEND_COLOR_NOTE = (
+    "Colour was predicted for the earlier strength / face strength and re-applied; restore again for colour "
+    "predicted from this mix."
+)
 
 
 class Restorer:
@@ -143,6 +178,7 @@ class Restorer:
         self._nets: dict[str, torch.nn.Module] = {}
         self._layer_counts: dict[str, int] = {}  # ticking layers per loaded network
         self._global_layers: dict[str, int] = {}  # layer ticks of one global pass per mode (progress)
+        self._color_ticks: dict[str, int] = {}  # ticks of one DDColor pass per component (progress)
         self._lock = threading.Lock()
 
     # -- model cache -----------------------------------------------------------------------------
@@ -171,7 +207,21 @@ class Restorer:
             n += convs if comp.startswith("mapping") else convs // 2
         return max(1, n)
 
-    def components_for(self, *, scratches: bool, hr: bool, faces: bool) -> list[str]:
+    def _color_ticks_of(self, component: str) -> int:
+        """Ticks of one DDColor pass: counted on the first run; before that, from the network's parts
+        (one per ConvNeXt block, spectral-norm conv and decoder layer, plus the hooked convolutions)."""
+        if component not in self._color_ticks:
+            from .nets.convnext import Block
+            from .nets.ddcolor import NUM_LAYERS, SNConv2d
+
+            net = self.net(component)
+            parts = sum(isinstance(m, Block | SNConv2d) for m in net.modules())
+            return parts + self._layer_counts[component] + NUM_LAYERS
+        return self._color_ticks[component]
+
+    def components_for(
+        self, *, scratches: bool, hr: bool, faces: bool, colorize: str = "none", colorize_model: str = "modelscope"
+    ) -> list[str]:
         """Weights a run needs, so that downloads fetch only those."""
         from .stages.restore import components_for_mode
 
@@ -179,14 +229,23 @@ class Restorer:
         comps += components_for_mode(restore_mode(scratches, hr))
         if faces:
             comps += ["retinaface_resnet50", "face_gen_512" if hr else "face_gen_256"]
+        color = _check_colorize(colorize, colorize_model)
+        if color:
+            comps.append(color)
         return comps
 
-    def preload(self, *, scratches: bool = False, hr: bool = False, faces: bool = True) -> None:
-        for c in self.components_for(scratches=scratches, hr=hr, faces=faces):
+    def preload(
+        self, *, scratches: bool = False, hr: bool = False, faces: bool = True, colorize: str = "none",
+        colorize_model: str = "modelscope",
+    ) -> None:
+        for c in self.components_for(scratches=scratches, hr=hr, faces=faces, colorize=colorize,
+                                     colorize_model=colorize_model):
             self.net(c)
 
     # -- memory guard (oldphoto.memory) ----------------------------------------------------------
-    def _check_memory(self, size: tuple[int, int], mode: str, *, faces: bool, hr: bool) -> None:
+    def _check_memory(
+        self, size: tuple[int, int], mode: str, *, faces: bool, hr: bool, colorize: str | None = None
+    ) -> None:
         """Refuse, before any work, a photo whose estimated peak exceeds the free memory (CPU only).
 
         Raises :class:`InputError` naming the largest size that would fit, instead of letting the
@@ -201,7 +260,8 @@ class Restorer:
 
         with self._lock:
             loaded = tuple(self._nets)
-        memory.check_fits(size[0], size[1], mode, faces=faces, hr_faces=hr, loaded=loaded)  # type: ignore[arg-type]
+        memory.check_fits(size[0], size[1], mode, faces=faces, hr_faces=hr, loaded=loaded,  # type: ignore[arg-type]
+                          colorize=colorize)
 
     # -- the pipeline ---------------------------------------------------------------------------
     @_one_job
@@ -252,6 +312,9 @@ class Restorer:
         face_strength: float = 1.0,
         scratch_threshold: float = SCRATCH_THRESHOLD,
         mask_grow: int = 0,
+        colorize: Colorize = "none",
+        colorize_model: str = "modelscope",
+        color_strength: float = 1.0,
     ) -> RestoreResult:
         """Restore one photo.
 
@@ -272,63 +335,34 @@ class Restorer:
         which a pixel is damage (official 0.4; lower finds more). ``mask_grow`` (0 to
         ``adjust.MASK_GROW_MAX`` px) dilates the detected or given mask by a disk of that radius,
         at the processing size.
+
+        Colour (``oldphoto.stages.colorize``), the last stage: ``colorize="auto"`` colourises the
+        restored photo with DDColor (``colorize_model`` "modelscope" (default), "paper", "artistic" or
+        "tiny"), exactly as the official pipeline at 512 px; ``color_strength`` in [0, 1] scales the
+        predicted chroma (0: the grey photo; re-blendable with ``RestoreResult.reblend``).
         """
         from .stages import adjust, detect
         from .stages import restore as restore_stage
 
         if scratches not in ("none", "auto"):
             raise InputError(f"scratches must be 'none' or 'auto', not {scratches!r}.")
-        controls = adjust.check_controls(strength, face_strength, scratch_threshold, mask_grow)
-        timings: dict[str, float] = {}
-        notes: list[str] = []
+        color_comp = _check_colorize(colorize, colorize_model)
+        controls = adjust.check_controls(strength, face_strength, scratch_threshold, mask_grow, color_strength)
         use_mask = mask is not None or scratches == "auto"
         mode = restore_mode(use_mask, hr)
         plan = (["detect"] if scratches == "auto" and mask is None else []) + ["restore"] + (["faces"] if faces else [])
-        weights = {"detect": 0.2, "restore": 0.5, "faces": 0.3}
-        total = sum(weights[s] for s in plan)
-        done = 0.0
-
-        last = {"stage": plan[0], "frac": 0.0, "msg": "Preparing"}
-        layers = {"done": 0, "expected": self._global_layers.get(mode, 0)}  # 0: count at the first tick
-
-        def report(stage: str, frac: float, msg: str) -> None:
-            last.update(stage=stage, frac=frac, msg=msg)
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            if progress is not None:
-                progress(min(1.0, (done + weights[stage] * frac) / total), msg)
-
-        def on_tick(detail: str) -> None:
-            """Between layers / attention blocks (oldphoto.progress): creep forward, honour cancel."""
-            if last["stage"] == "restore" and last["msg"].startswith("Restoring"):
-                layers["done"] += not detail
-                if not layers["expected"]:  # first run of this mode: the networks are loading now anyway
-                    layers["expected"] = self._expected_global_layers(mode)
-                frac = 0.05 + 0.9 * min(1.0, layers["done"] / layers["expected"])
-                report("restore", frac, "Restoring (global)" + (f": {detail}" if detail else ""))
-            else:
-                report(last["stage"], last["frac"], last["msg"])
-
-        def on_download(what: str, done_bytes: int, total_bytes: int) -> None:
-            """First run: the networks load inside the stages, so their downloads show as progress."""
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            if progress is not None:
-                of = f"/{total_bytes / 1e6:.0f}" if total_bytes else ""
-                progress(min(1.0, (done + weights[last["stage"]] * last["frac"]) / total),
-                         f"Downloading weights (first run): {done_bytes / 1e6:.0f}{of} MB")
+        job = _Job(self, plan + (["colorize"] if color_comp else []), progress, cancel, global_mode=mode)
 
         photo = imageio.load_rgb(image)
         orig_size = photo.size
         check_processable(orig_size, mode, _photo_name(image))
-        self._check_memory(orig_size, mode, faces=faces, hr=hr)
-        report(plan[0], 0.0, "Preparing")
+        self._check_memory(orig_size, mode, faces=faces, hr=hr, colorize=color_comp)
+        job.report(plan[0], 0.0, "Preparing")
 
         mask_arr: np.ndarray | None = None
         mask_source: Literal["none", "detected", "user"] = "none"
-        with torch.inference_mode(), ticking(on_tick), download_progress(on_download):
+        with torch.inference_mode(), ticking(job.on_tick), download_progress(job.on_download):
             if use_mask:
-                t = time.perf_counter()
                 processed = detect.resize_full_size(photo)
                 if mask is not None:
                     # the mask belongs to the photo as given; follow it through the resize to 16
@@ -337,58 +371,55 @@ class Restorer:
                         mask_arr = imageio.resize_mask(mask_arr, processed.size)
                     mask_source = "user"
                 else:
-                    report("detect", 0.1, "Detecting scratches")
-                    mask_arr = detect.detect_mask(self.net("detection_unet"), processed, device=self.device,
-                                                  threshold=controls.scratch_threshold)
+                    with job.stage("detect", 0.1, "Detecting scratches"):
+                        mask_arr = detect.detect_mask(self.net("detection_unet"), processed, device=self.device,
+                                                      threshold=controls.scratch_threshold)
                     mask_source = "detected"
-                    timings["detect"] = time.perf_counter() - t
-                    done += weights["detect"]
                 if controls.mask_grow:
                     mask_arr = adjust.grow_mask(mask_arr, controls.mask_grow)
             else:
                 processed = restore_stage.resize_quality(photo)
 
-            report("restore", 0.05, "Restoring (global)")
-            t = time.perf_counter()
-            out = restore_stage.restore(
-                processed, mask_arr, mode=mode, net=self.net, device=self.device
-            )
-            global_img = restore_stage.to_image(out)
-            timings["restore"] = time.perf_counter() - t
-            self._global_layers[mode] = layers["done"]
-            done += weights["restore"]
+            with job.stage("restore", 0.05, "Restoring (global)"):
+                out = restore_stage.restore(processed, mask_arr, mode=mode, net=self.net, device=self.device)
+                global_img = restore_stage.to_image(out)
+            self._global_layers[mode] = job.layers_done
 
             face_results: list[Any] = []
-            if faces:
-                from .stages import faces as face_stage
+            with job.stage("faces", 0.05, "Looking for faces", skip=not faces):
+                if faces:
+                    from .stages import faces as face_stage
 
-                t = time.perf_counter()
-                report("faces", 0.05, "Looking for faces")
-                face_results = face_stage.find_faces(
-                    np.asarray(global_img),
-                    detector=self.net("retinaface_resnet50"),
-                    generator=self.net("face_gen_512" if hr else "face_gen_256"),
-                    size=512 if hr else 256,
-                    device=self.device,
-                    progress=lambda f, m: report("faces", f, m),
-                    max_faces=max_faces,
-                    min_face_size=min_face_size,
-                    notes=notes,
-                )
-                if face_results:
-                    report("faces", 0.9, "Blending faces")
-            final = adjust.compose(processed, global_img, face_results, strength=controls.strength,
-                                   face_strength=controls.face_strength, size=orig_size)
-            if faces:
-                timings["faces"] = time.perf_counter() - t
-                done += weights["faces"]
+                    face_results = face_stage.find_faces(
+                        np.asarray(global_img),
+                        detector=self.net("retinaface_resnet50"),
+                        generator=self.net("face_gen_512" if hr else "face_gen_256"),
+                        size=512 if hr else 256,
+                        device=self.device,
+                        progress=lambda f, m: job.report("faces", f, m),
+                        max_faces=max_faces,
+                        min_face_size=min_face_size,
+                        notes=job.notes,
+                    )
+                    if face_results:
+                        job.report("faces", 0.9, "Blending faces")
+                final = adjust.compose(processed, global_img, face_results, strength=controls.strength,
+                                       face_strength=controls.face_strength, size=orig_size)
 
+            uncolored = None
+            prediction = None
+            if color_comp:
+                uncolored = final
+                final, prediction = self._colorize_stage(job, final, colorize_model, color_comp, controls)
+                if not _is_grey_photo(photo):
+                    job.notes.append(COLOR_REPLACED_NOTE)
+
+        notes = job.notes
         if controls.scratch_threshold != adjust.Controls().scratch_threshold and mask_source == "user":
             notes.append("scratch_threshold applies to detected scratches only; the given mask was used as it is.")
         if controls.note():
             notes.append(controls.note())  # type: ignore[arg-type]
-        if progress is not None:
-            progress(1.0, "Done")
+        job.finish()
         return RestoreResult(
             image=final,
             global_image=global_img,
@@ -396,10 +427,163 @@ class Restorer:
             mask=mask_arr,
             mask_source=mask_source,
             faces=face_results,
-            timings=timings,
+            timings=job.timings,
             notes=notes,
             controls=controls,
+            uncolored=uncolored,
+            color=prediction,
         )
+
+    @_one_job
+    def colorize(
+        self,
+        image: Image.Image | np.ndarray | str | os.PathLike | bytes,
+        *,
+        colorize: Colorize = "auto",
+        colorize_model: str = "modelscope",
+        color_strength: float = 1.0,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RestoreResult:
+        """Colourise a photo that needs no repair (the colour stage of :meth:`restore` alone).
+
+        The result's ``global_image`` and ``processed_input`` are the photo itself; ``reblend`` takes
+        another ``color_strength`` without running the network. Any size from 1x1 works (DDColor
+        resizes to 512 px and back), bounded by the memory check.
+        """
+        from .stages import adjust
+
+        color_comp = _check_colorize(colorize, colorize_model)
+        if color_comp is None:
+            raise InputError("colorize must be 'auto' for Restorer.colorize.")
+        controls = adjust.check_controls(color_strength=color_strength)
+        job = _Job(self, ["colorize"], progress, cancel)
+        photo = imageio.load_rgb(image)
+        self._check_memory(photo.size, "colorize", faces=False, hr=False, colorize=color_comp)
+        job.report("colorize", 0.0, "Preparing")
+        with torch.inference_mode(), ticking(job.on_tick), download_progress(job.on_download):
+            final, prediction = self._colorize_stage(job, photo, colorize_model, color_comp, controls)
+        if not _is_grey_photo(photo):
+            job.notes.append(COLOR_REPLACED_NOTE)
+        if controls.note():
+            job.notes.append(controls.note())  # type: ignore[arg-type]
+        job.finish()
+        return RestoreResult(
+            image=final, global_image=photo, processed_input=photo, timings=job.timings, notes=job.notes,
+            controls=controls, uncolored=photo, color=prediction,
+        )
+
+    def _colorize_stage(self, job: _Job, image: Image.Image, model: str, component: str, controls: Any):
+        """DDColor on ``image``: (colour image, ColorPrediction); progress creeps through the network."""
+        from .stages import colorize as color_stage
+
+        with job.stage("colorize", 0.02, f"Colourising ({model})"):
+            net = self.net(component)
+            job.layers_expected = self._color_ticks_of(component)
+            rgb = np.asarray(image)
+            ab = color_stage.predict(net, rgb, device=self.device)
+            self._color_ticks[component] = job.layers_done
+            job.report("colorize", 0.9, "Colourising: applying colour")
+            out = color_stage.compose(rgb, ab, color_strength=controls.color_strength,
+                                      tick=lambda f: job.report("colorize", 0.9 + 0.1 * f, "Colourising: applying colour"))
+        return Image.fromarray(out, "RGB"), color_stage.ColorPrediction(model, ab)
+
+
+class _Job:
+    """One call's bookkeeping: progress shares of its stages, cancel, timings and notes.
+
+    Stages report ``(stage, fraction of that stage, message)``; the overall fraction is the share of
+    the stages already done plus this stage's share times its fraction. The ticks of the networks
+    (``oldphoto.progress``) creep the global and colour stages forward and honour ``cancel``.
+    """
+
+    SHARES = {"detect": 0.2, "restore": 0.5, "faces": 0.3, "colorize": 0.3}
+
+    def __init__(self, restorer: Restorer, plan: list[str], progress: ProgressFn | None,
+                 cancel: threading.Event | None, *, global_mode: str | None = None) -> None:
+        self.restorer = restorer
+        self.plan = plan
+        self.progress = progress
+        self.cancel = cancel
+        self.total = sum(self.SHARES[s] for s in plan)
+        self.done = 0.0
+        self.stage_name, self.frac, self.msg = plan[0], 0.0, "Preparing"
+        self.timings: dict[str, float] = {}
+        self.notes: list[str] = []
+        self.global_mode = global_mode
+        self.layers_done = 0
+        self.layers_expected = restorer._global_layers.get(global_mode, 0) if global_mode else 0
+
+    def report(self, stage: str, frac: float, msg: str) -> None:
+        self.stage_name, self.frac, self.msg = stage, frac, msg
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+        if self.progress is not None:
+            self.progress(min(1.0, (self.done + self.SHARES[stage] * frac) / self.total), msg)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, frac: float, msg: str, *, skip: bool = False):
+        """Time a stage and count its share as done afterwards (``skip``: run the body untimed, no share)."""
+        if skip:
+            yield
+            return
+        self.layers_done = 0
+        if name == "colorize":
+            self.layers_expected = 0
+        self.report(name, frac, msg)
+        t = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - t
+        self.done += self.SHARES[name]
+
+    def on_tick(self, detail: str) -> None:
+        """Between layers / attention blocks (oldphoto.progress): creep forward, honour cancel."""
+        if self.stage_name == "restore" and self.msg.startswith("Restoring"):
+            self.layers_done += not detail
+            if not self.layers_expected:  # first run of this mode: the networks are loading now anyway
+                self.layers_expected = self.restorer._expected_global_layers(self.global_mode)  # type: ignore[arg-type]
+            frac = 0.05 + 0.9 * min(1.0, self.layers_done / self.layers_expected)
+            self.report("restore", frac, "Restoring (global)" + (f": {detail}" if detail else ""))
+        elif self.stage_name == "colorize" and self.msg.startswith("Colourising ("):
+            self.layers_done += 1
+            self.report("colorize", 0.02 + 0.88 * min(1.0, self.layers_done / max(1, self.layers_expected)), self.msg)
+        else:
+            self.report(self.stage_name, self.frac, self.msg)
+
+    def on_download(self, what: str, done_bytes: int, total_bytes: int) -> None:
+        """First run: the networks load inside the stages, so their downloads show as progress."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+        if self.progress is not None:
+            of = f"/{total_bytes / 1e6:.0f}" if total_bytes else ""
+            self.progress(min(1.0, (self.done + self.SHARES[self.stage_name] * self.frac) / self.total),
+                          f"Downloading weights (first run): {done_bytes / 1e6:.0f}{of} MB")
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress(1.0, "Done")
+
+
+COLOR_REPLACED_NOTE = (
+    "The photo already had colour: it was colourised from its lightness only, as DDColor does "
+    "(its own colours were replaced)."
+)
+
+
+def _check_colorize(colorize: object, colorize_model: object) -> str | None:
+    """The DDColor component a colour request needs (None for "none"); one-line InputErrors otherwise."""
+    from .stages.colorize import check_model
+
+    if colorize not in COLORIZE_MODES:
+        raise InputError(f"colorize must be one of {', '.join(COLORIZE_MODES)}, not {colorize!r}.")
+    component = check_model(colorize_model)
+    return None if colorize == "none" else component
+
+
+def _is_grey_photo(photo: Image.Image) -> bool:
+    from .stages.colorize import is_grey
+
+    return is_grey(photo)
 
 
 def _photo_name(image: object) -> str:

@@ -6,6 +6,7 @@ us compare our networks against the official code bit for bit.
 
 * Global networks: ``reference/global/SPEC.md`` section 10 (seeded by file path and tensor name).
 * Face generator: ``reference/face/SPEC.md`` section 3, scheme ``bopbtl-face-seeded-v1``.
+* DDColor: ``reference/colorize/ddcolor/SPEC.md`` section 8, scheme ``ddcolor-seeded-v1`` (``seeded_color``).
 * Deep Exemplar: ``reference/colorize/exemplar/SPEC.md`` section 9, scheme ``exemplar-seeded-v1``.
 * SIGGRAPH17: ``reference/colorize/siggraph17/SPEC.md`` section 10 (the global scheme unchanged).
 """
@@ -95,6 +96,10 @@ def seeded_state_dict(component: str, seed: int | None = None) -> dict[str, torc
     from .weights.manifests import load_manifest
 
     manifest = load_manifest(component)
+    if component.startswith("ddcolor_"):
+        from .seeded_color import DDCOLOR_SEED, ddcolor_seeded_state_dict
+
+        return ddcolor_seeded_state_dict(manifest, DDCOLOR_SEED if seed is None else seed)
     if component.startswith("face_gen"):
         from .seeded_face import face_seeded_state_dict
 
@@ -120,11 +125,12 @@ def write_seeded_weights(out_dir, components=None) -> None:
 
     from safetensors.torch import save_file
 
-    from .weights.manifests import COMPONENT_MANIFESTS
+    from .weights.manifests import COLOR_COMPONENTS, COMPONENT_MANIFESTS, GUIDED_COLOR_COMPONENTS
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for comp in components or COMPONENT_MANIFESTS:
+    # colour weights are named explicitly (the three DDColor-L files are ~0.9 GB each)
+    for comp in components or [c for c in COMPONENT_MANIFESTS if c not in (*COLOR_COMPONENTS, *GUIDED_COLOR_COMPONENTS)]:
         path = out / f"{comp}.safetensors"
         if path.exists():
             continue

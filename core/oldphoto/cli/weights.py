@@ -32,8 +32,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument(
         "--mode",
         action="append",
-        choices=("quality", "scratch", "hr", "faces", "all"),
-        help="repeatable; default all. 'faces' with 'hr' fetches the 512 px face generator",
+        choices=("quality", "scratch", "hr", "faces", "colorize", "all"),
+        help="repeatable; default all (every restoration file). 'faces' with 'hr' fetches the 512 px face "
+        "generator; 'colorize' the default DDColor model (other colour models: --component ddcolor_paper_tiny, ...)",
     )
     d.add_argument("--component", action="append", help="a weights.json component (repeatable)")
     d.add_argument("--force", action="store_true", help="download again even if cached")

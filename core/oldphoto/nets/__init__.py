@@ -35,6 +35,17 @@ def _face_builders() -> dict[str, Callable[[], nn.Module]]:
     return dict(FACE_BUILDERS)
 
 
+def _color_builders() -> dict[str, Callable[[], nn.Module]]:
+    from .ddcolor import ddcolor_large, ddcolor_tiny
+
+    return {
+        "ddcolor_modelscope": ddcolor_large,
+        "ddcolor_paper": ddcolor_large,
+        "ddcolor_artistic": ddcolor_large,
+        "ddcolor_paper_tiny": ddcolor_tiny,
+    }
+
+
 def _guided_colour_builders() -> dict[str, Callable[[], nn.Module]]:
     from .exemplar import ColorVidNet, VGG19Caffe, WarpNet
     from .siggraph17 import SIGGRAPHGenerator
@@ -48,7 +59,7 @@ def _guided_colour_builders() -> dict[str, Callable[[], nn.Module]]:
 
 
 def build(component: str) -> nn.Module:
-    builders = {**_global_builders(), **_face_builders(), **_guided_colour_builders()}
+    builders = {**_global_builders(), **_face_builders(), **_color_builders(), **_guided_colour_builders()}
     try:
         return builders[component]()
     except KeyError:

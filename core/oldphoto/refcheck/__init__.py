@@ -163,9 +163,10 @@ Handler = tuple[Callable[[dict, dict], bool], Callable[[dict, Context], list[Che
 
 
 def _handlers() -> list[Handler]:
-    from . import global_cases
+    from . import color_cases, global_cases
 
-    hs: list[Handler] = [(global_cases.handles, global_cases.run_case)]
+    # colour first: its "network" cases would otherwise match the global schema's kind
+    hs: list[Handler] = [(color_cases.handles, color_cases.run_case), (global_cases.handles, global_cases.run_case)]
     try:
         from . import face_cases
     except ImportError:
@@ -181,7 +182,7 @@ def _handlers() -> list[Handler]:
 
 def _weight_checks(golden_dir: Path, index: dict, ctx: Context) -> list[CaseResult]:
     """Verify the seeded weights against every ``*weights_check*.json`` of the directory."""
-    from . import global_cases
+    from . import color_cases, global_cases
 
     results = []
     from . import exemplar_cases, siggraph17_cases
@@ -191,6 +192,8 @@ def _weight_checks(golden_dir: Path, index: dict, ctx: Context) -> list[CaseResu
         guided = [m for m in (exemplar_cases, siggraph17_cases) if m.handles_weight_check(data)]
         if guided:
             results.append(guided[0].check_weights(data, ctx, f.name))
+        elif color_cases.handles_weight_check(data):
+            results.append(color_cases.check_weights(data, ctx, f.name))
         elif global_cases.handles_weight_check(data):
             results.append(global_cases.check_weights(data, ctx, f.name))
         else:

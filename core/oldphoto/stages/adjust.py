@@ -35,7 +35,7 @@ O(radius x pixels) work of :func:`grow_mask`."""
 
 @dataclass(frozen=True)
 class Controls:
-    """The values of the four controls for one restoration."""
+    """The values of the controls for one restoration."""
 
     strength: float = 1.0
     """Share of the global restoration kept: 0 = the processed input, 1 = the restored image."""
@@ -45,13 +45,15 @@ class Controls:
     """Probability from which the U-Net's output counts as damage (official 0.4)."""
     mask_grow: int = 0
     """Pixels by which the detected or given scratch mask is dilated (a disk of that radius)."""
+    color_strength: float = 1.0
+    """Factor on the predicted chroma (Lab a, b) of the colour stage: 0 = the grey photo, 1 = DDColor's colours."""
 
     def note(self) -> str | None:
         """One line for ``RestoreResult.notes`` naming the values that differ from the defaults."""
         default = Controls()
         changed = [
             f"{name} {getattr(self, name):g} (default {getattr(default, name):g})"
-            for name in ("strength", "face_strength", "scratch_threshold", "mask_grow")
+            for name in ("strength", "face_strength", "scratch_threshold", "mask_grow", "color_strength")
             if getattr(self, name) != getattr(default, name)
         ]
         return f"Adjusted: {', '.join(changed)}." if changed else None
@@ -67,7 +69,11 @@ def _fraction(name: str, value: Any) -> float:
 
 
 def check_controls(
-    strength: Any = 1.0, face_strength: Any = 1.0, scratch_threshold: Any = SCRATCH_THRESHOLD, mask_grow: Any = 0
+    strength: Any = 1.0,
+    face_strength: Any = 1.0,
+    scratch_threshold: Any = SCRATCH_THRESHOLD,
+    mask_grow: Any = 0,
+    color_strength: Any = 1.0,
 ) -> Controls:
     """Validated :class:`Controls`; an :class:`InputError` names the allowed range of a bad value."""
     grow = mask_grow
@@ -79,6 +85,7 @@ def check_controls(
         face_strength=_fraction("face_strength", face_strength),
         scratch_threshold=_fraction("scratch_threshold", scratch_threshold),
         mask_grow=int(grow),
+        color_strength=_fraction("color_strength", color_strength),
     )
 
 

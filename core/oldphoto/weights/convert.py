@@ -33,8 +33,16 @@ __all__ = ["Converted", "convert", "convert_file", "fetch_upstream", "load_check
 
 log = logging.getLogger("oldphoto.weights")
 
-CONTAINER_KEYS = ("model_state", "state_dict")
-"""Keys under which official training scripts nest the weights (detection: ``model_state``)."""
+CONTAINER_KEYS = ("model_state", "state_dict", "params")
+"""Keys under which official training scripts nest the weights (detection: ``model_state``; DDColor's
+BasicSR ``.pth`` files: ``params``)."""
+DROPPED_PREFIXES = {"ddcolor_": ("encoder.arch.head_cls.",)}
+"""Tensors an official file may carry that the network never uses, dropped on conversion (colorize
+SPEC §2.2: DDColor's ``.pth`` files very probably still hold the removed ``head_cls`` classifier,
+which the official ``strict=False`` load ignores). Anything else unexpected still fails."""
+FILLED_BUFFERS = {"ddcolor_": {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}}
+"""Constant buffers an official file may leave out; the official constructor's values are used
+(for DDColor the ImageNet normalisation, SPEC §2.2: a missing mean/std is harmless there)."""
 
 FRAGMENT_NAME = "weights.fragment.json"
 
@@ -141,6 +149,20 @@ def prepare_state(component: str, state: Mapping[str, torch.Tensor], source: str
     """
     manifest = load_manifest(component)
     state = dict(state)
+    for family, prefixes in DROPPED_PREFIXES.items():
+        if component.startswith(family):
+            dropped = [k for k in state if k.startswith(prefixes)]
+            for k in dropped:
+                del state[k]
+            if dropped:
+                log.info("%s: dropped %s (unused by the network)", source, ", ".join(dropped))
+    for family, buffers in FILLED_BUFFERS.items():
+        if component.startswith(family):
+            shapes = manifest.shapes()
+            for k, values in buffers.items():
+                if k not in state:
+                    state[k] = torch.tensor(values, dtype=torch.float32).view(shapes[k])
+                    log.info("%s: %s missing, filled with the official constant", source, k)
     filled = [n for n, _, _ in manifest.tensors if n.endswith("num_batches_tracked") and n not in state]
     for name in filled:
         state[name] = torch.tensor(0, dtype=torch.int64)

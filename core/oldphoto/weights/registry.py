@@ -20,7 +20,7 @@ ENV_WEIGHTS_DIR = "OLDPHOTO_WEIGHTS_DIR"
 ENV_CACHE = "OLDPHOTO_CACHE"
 ENV_WEIGHTS_JSON = "OLDPHOTO_WEIGHTS_JSON"
 
-MODES = ("quality", "scratch", "hr", "faces", "all")
+MODES = ("quality", "scratch", "hr", "faces", "colorize", "all")
 _GLOBAL_MODES = {
     "quality": ["vae_a_quality", "vae_b_quality", "mapping_quality"],
     "scratch": ["detection_unet", "vae_a_quality", "vae_b_scratch", "mapping_scratch"],
@@ -239,16 +239,23 @@ def components_for_modes(modes: Iterable[str]) -> list[str]:
     ``quality``/``scratch``/``hr`` are the global-stage modes of ``Restorer`` (scratch and hr include
     the detection U-Net); ``faces`` adds the face detector and the 256 px generator, or the 512 px
     one when ``hr`` is also asked for: the same files ``Restorer.components_for`` lists.
+    ``colorize`` is DDColor's default model (``ddcolor_modelscope``, 0.9 GB); the other colour models
+    are fetched by name (``--component ddcolor_paper_tiny``) or on first use. ``all`` is every
+    restoration file; the colour models are only fetched when asked for (3 x 0.9 GB + 0.2 GB).
     """
     modes = list(modes)
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise WeightsError(f"Unknown mode(s) {', '.join(bad)}; choose from {', '.join(MODES)}.")
-    if "all" in modes:
-        return list(registry().components)
     out: list[str] = []
+    if "all" in modes:
+        out = [c for c in registry().components if not c.startswith("ddcolor_")]
     for m in modes:
-        if m == "faces":
+        if m == "all":
+            continue
+        if m == "colorize":
+            out.append("ddcolor_modelscope")
+        elif m == "faces":
             out += ["retinaface_resnet50", "face_gen_512" if "hr" in modes else "face_gen_256"]
         else:
             out += _GLOBAL_MODES[m]
