@@ -110,8 +110,10 @@ def colorize_reference(
 # -- colour points ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Point:
-    x: float
-    y: float
+    """A checked colour point: the photo pixel (column, row) that holds it, and its colour."""
+
+    x: int
+    y: int
     rgb: tuple[int, int, int]
     colour: str
 
@@ -150,12 +152,12 @@ def check_points(points: Sequence[object] | None, size: tuple[int, int]) -> tupl
             raise InputError(f"{label} at ({x}, {y}) is outside the photo ({w}x{h} pixels; x from 0 to {w - 1}, "
                              f"y from 0 to {h - 1}).")
         rgb, hexv = parse_colour(colour, f"{label} at ({x}, {y})")
-        key = (int(xf), int(yf))
+        key = (int(xf), int(yf))  # the pixel the position falls in
         if key in seen and out[seen[key]].colour != hexv:
             notes.append(f"Colour points {seen[key] + 1} and {i} are on the same pixel ({key[0]}, {key[1]}) with "
                          f"different colours; the later one ({hexv}) is used.")
         seen[key] = len(out)
-        out.append(Point(xf, yf, rgb, hexv))
+        out.append(Point(key[0], key[1], rgb, hexv))
     return out, notes
 
 
