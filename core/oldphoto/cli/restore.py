@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--mask", type=Path, help="scratch mask (white = damage) used instead of detection; one input only")
     p.add_argument("--save-mask", action="store_true", help="also write the scratch mask used (<name>_mask.png)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    from .colour import add_colour_options
+
+    add_colour_options(p)
     p.set_defaults(func=run)
 
 
@@ -167,8 +170,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not files:
         return 1
+    from .colour import check_colour_args, colour_kwargs
+
     try:
         check_restore_options(args)
+        check_colour_args(args)
+        colour = colour_kwargs(args)
         args.output.mkdir(parents=True, exist_ok=True)
         restorer = restorer_from_args(args)
     except (OldPhotoError, OSError) as exc:
@@ -180,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         bar = _Bar(f"[{i}/{len(files)}] {path.name}", not args.quiet)
         t0 = time.perf_counter()
         try:
-            res = restorer.restore(path, mask=args.mask, progress=bar, **restore_options(args))
+            res = restorer.restore(path, mask=args.mask, progress=bar, **restore_options(args), **colour)
             name = output_name(path, taken)
             out = args.output / name
             tmp = out.with_name(f".{name}.part")
