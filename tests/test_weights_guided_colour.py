@@ -90,3 +90,9 @@ def test_siggraph17_downloads_checks_sha256_and_converts(home, tmp_path, monkeyp
         with pytest.raises(WeightsError) as exc:
             weights.resolve("siggraph17", cache_dir=tmp_path / "other-cache", force_download=True)
         assert "sha256" in str(exc.value) and "\n" not in str(exc.value).strip()
+
+
+def test_download_modes_fetch_the_guided_models_only_when_asked():
+    assert not set(weights.components_for_modes(["all"])) & {*EXEMPLAR, "siggraph17"}
+    assert weights.components_for_modes(["reference"]) == list(EXEMPLAR)
+    assert weights.components_for_modes(["points"]) == ["siggraph17"]
