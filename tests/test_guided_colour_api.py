@@ -145,3 +145,23 @@ def test_restore_then_points(restorer):
     photo.save(buf, "PNG")
     res = restorer.restore(buf.getvalue(), faces=False, colorize="points", hints=[(20, 20, "#c03020")])
     assert res.image.size == photo.size and res.uncolored is not None and res.color.model == "points"
+
+
+def test_progress_creeps_and_cancel_stops_the_reference_stage(restorer, small):
+    import threading
+
+    from oldphoto.errors import Cancelled
+
+    seen: list[float] = []
+    photo, ref = _photo(), _photo(100, 80, seed=5).convert("RGB")
+    restorer.colorize(photo, colorize="reference", reference=ref, progress=lambda f, m: seen.append(f))
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert len({round(f, 2) for f in seen if 0.05 < f < 0.95}) >= 5  # moves through the networks
+    cancel = threading.Event()
+
+    def stop_midway(frac, _msg):
+        if frac > 0.3:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        restorer.colorize(photo, colorize="reference", reference=ref, progress=stop_midway, cancel=cancel)

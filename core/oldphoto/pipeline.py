@@ -23,7 +23,7 @@ from PIL import Image
 
 from . import imageio
 from .device import resolve_device
-from .errors import Cancelled, InputError
+from .errors import Cancelled, InputError, WeightsError
 from .progress import add_layer_ticks, ticking
 from .stages.adjust import SCRATCH_THRESHOLD, Controls
 from .stages.resize import check_processable
@@ -529,12 +529,18 @@ class Restorer:
             job.notes.extend(guided.reference_notes(ref, rgb.shape[:2], color_stage.is_grey))
             with job.stage("colorize", 0.02, "Colourising (reference photo)"):
                 nets = exemplar.ExemplarNets(*(self.net(c) for c in GUIDED_COMPONENTS["reference"]))
-                prediction = guided.colorize_reference(
-                    nets, rgb, ref, check=lambda: job.report("colorize", 0.5, "Colourising (reference photo)"))
+                vgg, warp, color = (self._layer_counts[c] for c in GUIDED_COMPONENTS["reference"])
+                job.layers_expected = 2 * vgg + 2 * warp + color  # VGG and WarpNet see photo and reference
+                prediction = guided.colorize_reference(nets, rgb, ref)
         else:
             with job.stage("colorize", 0.02, "Colourising (colour points)" if points else "Colourising (SIGGRAPH17)"):
-                convention = str(component_spec("siggraph17").setting("mask_convention", "0/1"))
-                prediction = guided.colorize_points(self.net("siggraph17"), rgb, points, mask_convention=convention)
+                try:  # a weights.json of a fork may lack the component: the official convention then
+                    convention = str(component_spec("siggraph17").setting("mask_convention", "0/1"))
+                except (KeyError, WeightsError):
+                    convention = "0/1"
+                net = self.net("siggraph17")
+                job.layers_expected = self._layer_counts["siggraph17"]
+                prediction = guided.colorize_points(net, rgb, points, mask_convention=convention)
         job.report("colorize", 0.9, "Colourising: applying colour")
         out = prediction.compose(rgb, controls.color_strength)
         return Image.fromarray(out, "RGB"), prediction
