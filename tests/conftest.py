@@ -35,6 +35,15 @@ def seeded_weights_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def color_weights_dir(seeded_weights_dir) -> Path:
+    """``seeded_weights_dir`` plus seeded DDColor-T (``ddcolor_paper_tiny``, scheme ddcolor-seeded-v1, seed 36)."""
+    from oldphoto.seeded import write_seeded_weights
+
+    write_seeded_weights(seeded_weights_dir, ["ddcolor_paper_tiny"])
+    return seeded_weights_dir
+
+
+@pytest.fixture(scope="session")
 def batch_tree(tmp_path_factory) -> Path:
     """The batch tests' archive (tests/batch_helpers.py); read-only for the tests."""
     from .batch_helpers import make_tree

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 # Subcommands living in their own modules; each module has ``add_parser(subparsers)`` which
 # registers its parser and sets ``func`` (taking the parsed args, returning an exit status).
 PLUGINS = {
+    "colorize": "oldphoto.cli.colorize",
     "weights": "oldphoto.cli.weights",
     "gimp": "oldphoto.cli.gimp",
     "batch": "oldphoto.cli.batch",

@@ -11,7 +11,7 @@ import functools
 import os
 import sys
 
-from .restore import add_restore_options, restore_options, restorer_from_args
+from .restore import add_restore_options, check_restore_options, restore_options, restorer_from_args
 
 
 def add_parser(sub) -> None:
@@ -27,9 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("input", metavar="IN", help="folder of photos (walked recursively); never modified")
     p.add_argument("output", metavar="OUT", help="output folder (created; may not overlap IN)")
     add_restore_options(p)
-    from .colour import add_colour_options
+    from .colour import add_guidance_options
 
-    add_colour_options(p, batch=True)
+    add_guidance_options(p, batch=True)
     p.add_argument("--force", action="store_true", help="redo every photo, even those done in an earlier run")
     p.add_argument("--retry-errors", action="store_true", help="retry the photos that failed in an earlier run")
     p.add_argument("--manifest", metavar="PATH",
@@ -66,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
     restore_kwargs = restore_options(args)
     try:
         check_colour_args(args)
-        if args.colorize != "none":  # absent otherwise: runs without colour keep their recorded options
-            restore_kwargs.update(colorize=args.colorize, colorize_model=args.colorize_model,
-                                  color_strength=args.color_strength, guidance=batch_guidance(args))
+        if args.colorize in ("reference", "points"):  # per-photo guidance, recorded with the options
+            restore_kwargs["guidance"] = batch_guidance(args)
     except OldPhotoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     options = {**restore_kwargs, "exact_convs": args.exact_convs, "half": args.half}
     try:
+        check_restore_options(args)
         if args.engine == "ray":
             try:
                 import ray  # noqa: F401

@@ -1,4 +1,4 @@
-"""Colour options of the restore and batch commands: ``--colorize``, ``--reference``, ``--hint``, ``--hints``.
+"""Colour guidance options of the restore and batch commands: ``--reference``, ``--hint``, ``--hints``.
 
 Reference and points are per photo. ``restore`` takes one ``--reference`` image for every input and
 the points of ``--hint``/``--hints`` (a JSON list); ``batch`` takes one reference for the whole folder
@@ -19,21 +19,13 @@ from ..errors import InputError
 HINT = re.compile(r"^\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*,\s*(#[0-9a-fA-F]{6})\s*$")
 
 
-def add_colour_options(p: argparse.ArgumentParser, *, batch: bool = False) -> None:
-    g = p.add_argument_group("colour (the last stage; off by default)")
-    g.add_argument(
-        "--colorize", choices=["none", "auto", "reference", "points"], default="none",
-        help="auto: DDColor's automatic colour; reference: colour after --reference (Deep Exemplar); "
-             "points: colour from --hint/--hints points (SIGGRAPH17; without points its own automatic colour)",
-    )
-    g.add_argument("--colorize-model", default="modelscope",
-                   help="model of --colorize auto: modelscope (default), paper, artistic or tiny")
-    g.add_argument("--color-strength", type=float, default=1.0, metavar="S",
-                   help="0..1, how much of the predicted colour is applied (default 1)")
+def add_guidance_options(p: argparse.ArgumentParser, *, batch: bool = False) -> None:
+    """--reference, --hint, --hints: the guidance of ``--colorize reference`` / ``--colorize points``."""
+    g = p.add_argument_group("colour guidance (with --colorize reference / points)")
     g.add_argument(
         "--reference", type=Path, metavar="REF",
-        help="a colour photo to take the colours from (same scene or era works best)" + (
-            "; for batch also a JSON map {photo path relative to the folder: reference path}" if batch else ""),
+        help="a colour photo to take the colours from (same scene, people or era works best)" + (
+            "; for batch also a JSON map {photo path relative to IN: reference path}" if batch else ""),
     )
     if batch:
         g.add_argument("--hints", type=Path, metavar="FILE.json",
@@ -93,10 +85,7 @@ def load_hints_file(path: Path) -> list:
 
 
 def check_colour_args(args: argparse.Namespace) -> None:
-    """Refuse inconsistent colour options once, before any photo."""
-    from ..stages.adjust import check_controls
-
-    check_controls(color_strength=args.color_strength)
+    """Refuse inconsistent guidance options once, before any photo."""
     if args.colorize == "reference" and args.reference is None:
         raise InputError("--colorize reference needs --reference REF (a colour photo).")
     if args.reference is not None and args.colorize != "reference":
@@ -107,8 +96,8 @@ def check_colour_args(args: argparse.Namespace) -> None:
 
 
 def colour_kwargs(args: argparse.Namespace) -> dict:
-    """``Restorer.restore`` colour keywords for the restore command (same guidance for every input)."""
-    kw: dict = {"colorize": args.colorize, "colorize_model": args.colorize_model, "color_strength": args.color_strength}
+    """``Restorer.restore`` guidance keywords for the restore command (the same for every input)."""
+    kw: dict = {}
     if args.colorize == "reference":
         kw["reference"] = args.reference
     if args.colorize == "points":

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ..stages.adjust import MASK_GROW_MAX, SCRATCH_THRESHOLD  # numpy and Pillow only: --help stays fast
 
+COLOR_MODELS = ("modelscope", "paper", "artistic", "tiny")  # oldphoto.stages.colorize.MODELS (OpenCV-free here)
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
 
 
@@ -28,9 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--mask", type=Path, help="scratch mask (white = damage) used instead of detection; one input only")
     p.add_argument("--save-mask", action="store_true", help="also write the scratch mask used (<name>_mask.png)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    from .colour import add_colour_options
+    from .colour import add_guidance_options
 
-    add_colour_options(p)
+    add_guidance_options(p)
     p.set_defaults(func=run)
 
 
@@ -76,6 +78,29 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
         help=f"0..{MASK_GROW_MAX}, widen the detected or given scratch mask by this many pixels (default 0), "
              "for scratches whose edges stay visible",
     )
+    colour = p.add_argument_group("colour (the last stage, after restoration; off by default)")
+    colour.add_argument(
+        "--colorize", nargs="?", const="auto", default="none", choices=("none", "auto", "reference", "points"),
+        metavar="MODE",
+        help="colourise the restored photo (a colour photo is recoloured from its lightness). MODE: auto (DDColor; "
+             "the default when MODE is left out; first run downloads 0.9 GB, 'tiny' 0.2 GB), reference (after "
+             "--reference, Deep Exemplar) or points (from --hint/--hints colour points, SIGGRAPH17; without points "
+             "its own automatic colour)",
+    )
+    add_color_options(colour)
+
+
+def add_color_options(p) -> None:
+    """--colorize-model and --color-strength (restore, batch and colorize)."""
+    p.add_argument(
+        "--colorize-model", choices=COLOR_MODELS, default="modelscope",
+        help="modelscope (default, natural colours), paper, artistic (more vivid) or tiny (4x fewer parameters, "
+             "fastest on a CPU)",
+    )
+    p.add_argument(
+        "--color-strength", type=float, default=1.0, metavar="S",
+        help="0..1, how much of the predicted colour is applied (0 = grey, 1 = the model's colours; default 1)",
+    )
 
 
 def restorer_from_args(args: argparse.Namespace):
@@ -87,18 +112,21 @@ def restorer_from_args(args: argparse.Namespace):
 
 def restore_options(args: argparse.Namespace) -> dict:
     """The ``Restorer.restore`` keyword arguments that the options of :func:`add_restore_options` ask for."""
-    return {
+    opts = {
         "scratches": args.scratches, "hr": args.hr, "faces": args.faces,
         "strength": args.strength, "face_strength": args.face_strength,
         "scratch_threshold": args.scratch_threshold, "mask_grow": args.mask_grow,
     }
+    if args.colorize != "none":  # only then: batch manifests of runs without colour keep their options
+        opts.update(colorize=args.colorize, colorize_model=args.colorize_model, color_strength=args.color_strength)
+    return opts
 
 
 def check_restore_options(args: argparse.Namespace) -> None:
     """Refuse out-of-range adjustments once, before any photo (an InputError naming the range)."""
     from ..stages.adjust import check_controls
 
-    check_controls(args.strength, args.face_strength, args.scratch_threshold, args.mask_grow)
+    check_controls(args.strength, args.face_strength, args.scratch_threshold, args.mask_grow, args.color_strength)
 
 
 def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[str]]:
@@ -188,10 +216,18 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             res = restorer.restore(path, mask=args.mask, progress=bar, **restore_options(args), **colour)
+            image = res.image
+            if args.colorize != "none":  # a colour result keeps the input's transparency, as `oldphoto colorize` does
+                from .colorize import _alpha
+
+                alpha = _alpha(path)
+                if alpha is not None and alpha.size == image.size:
+                    image = image.copy()
+                    image.putalpha(alpha)
             name = output_name(path, taken)
             out = args.output / name
             tmp = out.with_name(f".{name}.part")
-            res.image.save(tmp, format="PNG")
+            image.save(tmp, format="PNG")
             tmp.replace(out)
             if args.save_mask and res.mask is not None:
                 from ..stages.detect import mask_to_png

@@ -125,10 +125,11 @@ def compose(
 def is_grey(image) -> bool:
     """True when a photo has no colour of its own: grey, or toned in one hue (sepia, cyanotype).
 
-    For surfaces that offer "only if the photo is grey". Measured on a copy of at most 256 px:
-    the photo counts as monochrome when its Lab a and b vary by less than ``3`` (standard
-    deviation), whatever their mean (a sepia tint is a constant offset); a colour photo's a/b
-    vary by tens.
+    For surfaces that offer "only if the photo is grey". Measured on a copy of at most 256 px in
+    OpenCV's Lab: a toned print's chroma (a, b) lies along one direction (its hue; the amount
+    follows the lightness), so the photo counts as monochrome when the spread across that direction
+    is below ``TONED_ACROSS`` and along it below ``TONED_ALONG`` (standard deviations, Lab units),
+    whatever the tint's mean; colour photos spread in both (the test photos: 5-15 across).
     """
     from PIL import Image
 
@@ -144,7 +145,13 @@ def is_grey(image) -> bool:
     if np.array_equal(arr[:, :, 0], arr[:, :, 1]) and np.array_equal(arr[:, :, 1], arr[:, :, 2]):
         return True
     lab = cv2.cvtColor(to_float(arr), cv2.COLOR_RGB2Lab)
-    return bool(lab[:, :, 1].std() < 3.0 and lab[:, :, 2].std() < 3.0)
+    ab = lab[:, :, 1:].reshape(-1, 2).astype(np.float64)
+    spread = np.sqrt(np.maximum(np.linalg.eigvalsh(np.cov(ab, rowvar=False)), 0.0))  # ascending
+    return bool(spread[0] < TONED_ACROSS and spread[1] < TONED_ALONG)
+
+
+TONED_ACROSS = 2.0
+TONED_ALONG = 12.0
 
 
 def check_model(colorize_model: object) -> str:
