@@ -15,11 +15,7 @@ GLOBAL = [c for c, f in COMPONENT_MANIFESTS.items()
           if not c.startswith(("face_", "retinaface", "ddcolor_")) and c not in GUIDED_COLOUR]
 
 
-@pytest.mark.parametrize("component", GLOBAL)
-def test_global_scheme_matches_reference_checksums(component):
-    check = json.loads(require_reference("global", "golden", "weights_check_seed36.json").read_text())
-    rows = check["manifests"][COMPONENT_MANIFESTS[component][:-5]]
-    sd = global_seeded_state_dict(load_manifest(component), check["seed"])
+def _assert_checksums(sd, rows) -> None:
     assert [r[0] for r in rows] == list(sd)
     for name, total, first, last in rows:
         t = sd[name].double().flatten()
@@ -27,6 +23,13 @@ def test_global_scheme_matches_reference_checksums(component):
         assert t.sum().item() == pytest.approx(total, rel=1e-7, abs=1e-9), name
         assert t[0].item() == pytest.approx(first, rel=1e-6), name
         assert t[-1].item() == pytest.approx(last, rel=1e-6), name
+
+
+@pytest.mark.parametrize("component", GLOBAL)
+def test_global_scheme_matches_reference_checksums(component):
+    check = json.loads(require_reference("global", "golden", "weights_check_seed36.json").read_text())
+    rows = check["manifests"][COMPONENT_MANIFESTS[component][:-5]]
+    _assert_checksums(global_seeded_state_dict(load_manifest(component), check["seed"]), rows)
 
 
 @pytest.mark.parametrize("component", sorted(GUIDED_COLOUR))
@@ -37,10 +40,4 @@ def test_guided_colour_schemes_match_reference_checksums(component):
     check = json.loads(require_reference("colorize", GUIDED_COLOUR[component], "golden",
                                          "weights_check_seed36.json").read_text())
     rows = check["manifests"][COMPONENT_MANIFESTS[component][:-5]]
-    sd = seeded_state_dict(component, check["seed"])
-    assert [r[0] for r in rows] == list(sd)
-    for name, total, first, last in rows:
-        t = sd[name].double().flatten()
-        assert t.sum().item() == pytest.approx(total, rel=1e-7, abs=1e-9), name
-        assert t[0].item() == pytest.approx(first, rel=1e-6), name
-        assert t[-1].item() == pytest.approx(last, rel=1e-6), name
+    _assert_checksums(seeded_state_dict(component, check["seed"]), rows)

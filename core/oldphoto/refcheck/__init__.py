@@ -259,6 +259,26 @@ def format_result(r: CaseResult) -> str:
 
 
 # -- comparisons shared by the case runners --------------------------------------------------------
+def tensor_stats_check(data: dict, ctx: Context, label: str, components: dict[str, str]) -> CaseResult:
+    """A weights-check file: per tensor [name, float64 sum, first, last] against the regenerated seeded
+    weights (``components``: manifest stem -> component); relative 1e-7 (exp() may differ by 1 ulp)."""
+    res = CaseResult(f"weights:{label}")
+    seed = int(data["seed"])
+    for stem, rows in data["manifests"].items():
+        if stem not in components:
+            res.checks.append(Check(stem, float("inf"), False, "unknown manifest"))
+            continue
+        sd = ctx.state_dict(components[stem], seed)
+        worst = 0.0
+        ok = [r[0] for r in rows] == list(sd)
+        for name, total, first, last in rows:
+            t = sd[name].double().flatten()
+            for got, want in ((t.sum().item(), total), (t[0].item(), first), (t[-1].item(), last)):
+                worst = max(worst, abs(got - want) / max(1.0, abs(want)))
+        res.checks.append(Check(stem, worst, ok and worst <= 1e-7, f"max rel. deviation {worst:.2g}"))
+    return res
+
+
 def compare_float(name: str, got, ref, atol: float) -> Check:
     if isinstance(got, torch.Tensor):  # e.g. an activation captured on a GPU
         got = got.detach().cpu()

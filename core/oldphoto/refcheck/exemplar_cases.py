@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ..stages import exemplar as X
-from . import CaseResult, Check, Context, absent, compare_float, compare_u8, require_one
+from . import CaseResult, Check, Context, absent, compare_float, compare_u8, require_one, tensor_stats_check
 
 SCHEME = "exemplar-seeded-v1"
 COMPONENTS = {"vgg19_conv": "exemplar_vgg19", "nonlocal_net_iter_76000": "exemplar_nonlocal",
@@ -30,25 +30,6 @@ def handles(case: dict, index: dict) -> bool:
 
 def handles_weight_check(data: dict) -> bool:
     return data.get("scheme") == SCHEME
-
-
-def tensor_stats_check(data: dict, ctx: Context, label: str, components: dict[str, str]) -> CaseResult:
-    """Per tensor [name, float64 sum, first, last] against the regenerated seeded weights."""
-    res = CaseResult(f"weights:{label}")
-    seed = int(data["seed"])
-    for stem, rows in data["manifests"].items():
-        if stem not in components:
-            res.checks.append(Check(stem, float("inf"), False, "unknown manifest"))
-            continue
-        sd = ctx.state_dict(components[stem], seed)
-        worst = 0.0
-        ok = [r[0] for r in rows] == list(sd)
-        for name, total, first, last in rows:
-            t = sd[name].double().flatten()
-            for got, want in ((t.sum().item(), total), (t[0].item(), first), (t[-1].item(), last)):
-                worst = max(worst, abs(got - want) / max(1.0, abs(want)))
-        res.checks.append(Check(stem, worst, ok and worst <= 1e-7, f"max rel. deviation {worst:.2g}"))
-    return res
 
 
 def check_weights(data: dict, ctx: Context, label: str) -> CaseResult:

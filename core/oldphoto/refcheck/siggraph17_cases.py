@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from ..stages import hints as H
-from . import CaseResult, Check, Context, absent, compare_float, compare_u8, require_one
+from . import CaseResult, Check, Context, absent, compare_float, compare_u8, require_one, tensor_stats_check
 
 DEFAULT_TOL = {"out_reg": 1e-5, "out": 1e-3, "out_ab": 1e-3, "ab_up": 1e-3, "rgb": 1e-4, "tens_orig_l": 1e-4,
                "tens_rs_l": 1e-4, "input_B": 1e-3, "mask_B": 0.0}
@@ -31,8 +31,6 @@ def handles_weight_check(data: dict) -> bool:
 
 
 def check_weights(data: dict, ctx: Context, label: str) -> CaseResult:
-    from .exemplar_cases import tensor_stats_check
-
     return tensor_stats_check(data, ctx, label, {"siggraph17-df00044c": COMPONENT})
 
 
