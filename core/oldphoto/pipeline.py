@@ -467,7 +467,8 @@ class Restorer:
 
         The result's ``global_image`` and ``processed_input`` are the photo itself; ``reblend`` takes
         another ``color_strength`` without running the network. Any size from 1x1 works (DDColor
-        resizes to 512 px and back), bounded by the memory check.
+        resizes to 512 px and back), bounded by the memory check. ``colorize="reference"`` (with
+        ``reference``) and ``colorize="points"`` (with ``hints``) work as in :meth:`restore`.
         """
         from .stages import adjust
 
