@@ -165,3 +165,15 @@ def test_progress_creeps_and_cancel_stops_the_reference_stage(restorer, small):
 
     with pytest.raises(Cancelled):
         restorer.colorize(photo, colorize="reference", reference=ref, progress=stop_midway, cancel=cancel)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compose_in_strips_equals_one_pass(monkeypatch, dtype):
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (600, 40, 3), dtype=np.uint8)
+    pred = guided.GuidedPrediction("points", rng.normal(0, 40, (2, 64, 64)).astype(np.float32), dtype)
+    strips = pred.compose(rgb, 0.8)
+    monkeypatch.setattr(guided, "STRIP_ROWS", 10_000)
+    whole = pred.compose(rgb, 0.8)
+    d = np.abs(strips.astype(int) - whole.astype(int))
+    assert d.max() <= 1 and (d > 0).mean() < 1e-3

@@ -29,6 +29,7 @@ from ..errors import InputError
 from . import cielab, exemplar, hints
 
 MIN_REFERENCE_SIDE = 16
+STRIP_ROWS = 256
 PROCESS_PIXELS = exemplar.OFFICIAL_IMAGE_SIZE[0] * exemplar.OFFICIAL_IMAGE_SIZE[1]
 """Deep Exemplar's processing size in pixels (the official 432 x 768); tests lower it for speed."""
 HEX = re.compile(r"^#([0-9a-fA-F]{6})$")
@@ -61,12 +62,15 @@ class GuidedPrediction:
         ab = ab[0].numpy()
         if color_strength != 1.0:
             ab = ab * np.float32(color_strength)
-        L = cielab.rgb2lab(rgb)[..., 0].astype(np.float32)
-        if self.lab_dtype == "float64":  # Deep Exemplar keeps L - 50 in float32 and adds 50 back
-            L = (L - np.float32(50)) * np.float32(1.0) + np.float32(50)
-        lab = np.concatenate([L[None], ab.astype(np.float32)], axis=0).transpose(1, 2, 0)
-        out = cielab.lab2rgb(lab.astype(np.float64) if self.lab_dtype == "float64" else lab)
-        out = (np.clip(out, 0, 1) * 255).astype(np.uint8)
+        out = np.empty((h, w, 3), np.uint8)
+        for r0 in range(0, h, STRIP_ROWS):  # float64 Lab of a whole 40 MP scan would need ~1 GB per copy
+            r1 = min(h, r0 + STRIP_ROWS)
+            L = cielab.rgb2lab(rgb[r0:r1])[..., 0].astype(np.float32)
+            if self.lab_dtype == "float64":  # Deep Exemplar keeps L - 50 in float32 and adds 50 back
+                L = (L - np.float32(50)) * np.float32(1.0) + np.float32(50)
+            lab = np.concatenate([L[None], ab[:, r0:r1].astype(np.float32)], axis=0).transpose(1, 2, 0)
+            rgb_f = cielab.lab2rgb(lab.astype(np.float64) if self.lab_dtype == "float64" else lab)
+            out[r0:r1] = (np.clip(rgb_f, 0, 1) * 255).astype(np.uint8)
         if color_strength == 0.0:
             out[..., 0] = out[..., 1]
             out[..., 2] = out[..., 1]
