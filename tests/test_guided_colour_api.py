@@ -177,3 +177,12 @@ def test_compose_in_strips_equals_one_pass(monkeypatch, dtype):
     whole = pred.compose(rgb, 0.8)
     d = np.abs(strips.astype(int) - whole.astype(int))
     assert d.max() <= 1 and (d > 0).mean() < 1e-3
+
+
+def test_a_very_large_reference_is_box_reduced_first(monkeypatch):
+    monkeypatch.setattr(guided, "REFERENCE_EXACT_PIXELS", 100 * 80)
+    notes: list[str] = []
+    big = Image.new("RGB", (300, 200), "red")
+    small = guided.shrink_reference(big, notes)
+    assert small.size == (100, 66) and len(notes) == 1 and "reduced 3x" in notes[0]
+    assert guided.shrink_reference(small, notes) is small and len(notes) == 1

@@ -525,7 +525,7 @@ class Restorer:
         rgb = np.asarray(image)
         if mode == "reference":
             assert reference is not None
-            ref = np.asarray(reference)
+            ref = np.asarray(guided.shrink_reference(reference, job.notes))
             guided.check_reference(ref)
             job.notes.extend(guided.reference_notes(ref, rgb.shape[:2], color_stage.is_grey))
             with job.stage("colorize", 0.02, "Colourising (reference photo)"):

@@ -29,6 +29,10 @@ from ..errors import InputError
 from . import cielab, exemplar, hints
 
 MIN_REFERENCE_SIDE = 16
+REFERENCE_EXACT_PIXELS = 16_000_000
+"""Above this a reference is first box-reduced (Pillow ``reduce``) by the smallest integer factor that
+brings it under: the exact float64 resize of a 64 MP reference would hold ~3 GB. Below it (phone
+photos and smaller) the official resize runs on the reference as given."""
 STRIP_ROWS = 256
 PROCESS_PIXELS = exemplar.OFFICIAL_IMAGE_SIZE[0] * exemplar.OFFICIAL_IMAGE_SIZE[1]
 """Deep Exemplar's processing size in pixels (the official 432 x 768); tests lower it for speed."""
@@ -83,6 +87,18 @@ def check_reference(ref: np.ndarray) -> None:
     if min(h, w) < MIN_REFERENCE_SIDE:
         raise InputError(f"The reference photo is too small ({w}x{h}); it needs at least "
                          f"{MIN_REFERENCE_SIDE} pixels on each side.")
+
+
+def shrink_reference(ref, notes: list[str]):
+    """A PIL reference over ``REFERENCE_EXACT_PIXELS`` box-reduced by an integer factor (with a note)."""
+    w, h = ref.size
+    k = 1
+    while (w // k) * (h // k) > REFERENCE_EXACT_PIXELS:
+        k += 1
+    if k == 1:
+        return ref
+    notes.append(f"The reference photo is very large ({w}x{h}); it was first reduced {k}x (box filter) to save memory.")
+    return ref.reduce(k)
 
 
 def reference_notes(ref: np.ndarray, photo_hw: tuple[int, int], is_grey: Callable[[object], bool]) -> list[str]:
