@@ -184,5 +184,5 @@ def test_a_very_large_reference_is_box_reduced_first(monkeypatch):
     notes: list[str] = []
     big = Image.new("RGB", (300, 200), "red")
     small = guided.shrink_reference(big, notes)
-    assert small.size == (100, 66) and len(notes) == 1 and "reduced 3x" in notes[0]
+    assert small.size == (100, 67) and len(notes) == 1 and "reduced 3x" in notes[0]
     assert guided.shrink_reference(small, notes) is small and len(notes) == 1

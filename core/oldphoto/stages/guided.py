@@ -93,7 +93,7 @@ def shrink_reference(ref, notes: list[str]):
     """A PIL reference over ``REFERENCE_EXACT_PIXELS`` box-reduced by an integer factor (with a note)."""
     w, h = ref.size
     k = 1
-    while (w // k) * (h // k) > REFERENCE_EXACT_PIXELS:
+    while -(-w // k) * -(-h // k) > REFERENCE_EXACT_PIXELS:  # reduce() keeps partial boxes
         k += 1
     if k == 1:
         return ref
