@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.oldphoto-installed
 
-.PHONY: test demo install lint clean system-deps space
+.PHONY: test demo install lint clean system-deps space machine
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ install: $(STAMP)
 system-deps:
 	@for s in tests/setup/*.sh; do [ -e "$$s" ] || continue; bash "$$s" || exit 1; done
 
-test: $(STAMP) system-deps
+# Which machine a test report comes from: CPU model, torch's CPU capability, the ISA variables, threads.
+machine: $(STAMP)
+	@$(PY) -m oldphoto.cpu
+
+# `machine` first, so a failure report says which CPU it came from; --durations lists the slowest tests.
+test: $(STAMP) machine system-deps
 	$(PY) -m ruff check core tests gimp_plugin gradio_app hf_space benchmarks
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 
 demo: $(STAMP)
 	$(PY) -m oldphoto.cli demo

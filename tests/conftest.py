@@ -64,3 +64,20 @@ def batch_reference(batch_tree, seeded_weights_dir, tmp_path_factory) -> Path:
     with one_torch_thread():
         assert main(["batch", str(batch_tree), str(out), "--weights-dir", str(seeded_weights_dir), *ARGS]) == 1
     return out
+
+
+def pytest_configure(config) -> None:
+    """Per-machine decisions (oldphoto.cpu.decided_once) in a folder of this run, shared with the
+    processes the tests start (workers, CLI), instead of the user's ~/.cache."""
+    import tempfile
+
+    from oldphoto.cpu import CACHE_ENV
+
+    os.environ.setdefault(CACHE_ENV, tempfile.mkdtemp(prefix="oldphoto-cpu-"))
+
+
+def pytest_report_header(config) -> list[str]:
+    """The machine at the top of every test report (oldphoto.cpu): a failure says which CPU it came from."""
+    from oldphoto.cpu import cpu_facts
+
+    return cpu_facts().describe()

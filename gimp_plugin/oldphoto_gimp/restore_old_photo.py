@@ -2,7 +2,8 @@
 """GIMP 3 plug-in: Filters > Enhance > "Restore Old Photo..." (oldphoto, Wan et al. CVPR 2020).
 
 GIMP's Python has no torch, so this file only moves pixels: it reads the active layer as 8-bit sRGB,
-sends it to an oldphoto worker (``oldphoto_bridge.py``, installed next to this file together with
+sends it to an oldphoto worker (the bridge client ``oldphoto_bridge/``, shared with the Krita
+plug-in and installed next to this file together with
 the worker's config, see ``oldphoto gimp install``), and puts the answer into a new layer
 "Restored" above the original (optionally with a layer mask from the damage mask), and/or the
 damage mask into a channel "Scratch mask", all in one undo group. The original layer is never written.
@@ -104,18 +105,11 @@ def restore_layer(image, drawables, config) -> None:
     src = drawables[0]
     if not src.is_layer():
         raise PluginError(f"{LABEL} works on a layer; select a layer (not a channel or a layer mask).")
-    scratches = SCRATCHES.get(config.get_property("scratches"), "none")
-    faces = bool(config.get_property("faces"))
-    hr = bool(config.get_property("hr"))
+    options = restore_options(config)
+    scratches = options.scratches
     output = config.get_property("output")
     output = output if output in OUTPUTS else "layer"
     want_channel = bool(config.get_property("mask-channel")) or output == "detect-only"
-    adjust = {
-        "strength": float(config.get_property("strength")),
-        "face_strength": float(config.get_property("face-strength")),
-        "scratch_threshold": float(config.get_property("scratch-threshold")),
-        "mask_grow": int(config.get_property("mask-grow")),
-    }
     if scratches == "none" and output != "detect-only" and (output == "layer-mask" or want_channel):
         what = ("'New layer with a layer mask from the damage mask'" if output == "layer-mask"
                 else "'Add the damage mask as a channel'")
@@ -145,12 +139,10 @@ def restore_layer(image, drawables, config) -> None:
     out_rgb = used_mask = None
     with bridge.WorkerClient.connect(worker_config, status=status) as client:
         if output == "detect-only":
-            used_mask = client.detect(rgb, w, h, scratch_threshold=adjust["scratch_threshold"],
-                                      mask_grow=adjust["mask_grow"], progress=progress)
+            used_mask = client.detect(rgb, w, h, options, progress=progress)
         else:
-            out_rgb, info = client.restore(rgb, w, h, scratches=scratches, mask=mask, hr=hr, faces=faces,
-                                           want_mask=want_channel or output == "layer-mask", progress=progress,
-                                           **adjust)
+            out_rgb, info = client.restore(rgb, w, h, options, mask=mask,
+                                           want_mask=want_channel or output == "layer-mask", progress=progress)
             used_mask = info.get("mask_pixels")
     status("writing the result")
     image.undo_group_start()  # layer, layer mask and channel: one step in Edit > Undo
@@ -165,6 +157,14 @@ def restore_layer(image, drawables, config) -> None:
         image.undo_group_end()
     Gimp.progress_update(1.0)
     Gimp.displays_flush()
+
+
+def restore_options(config) -> bridge.RestoreOptions:
+    """The dialog's controls as the bridge's options: every field comes from the procedure argument
+    of the same name (``_`` written ``-``), so a control added to the protocol cannot be forgotten."""
+    values = {name: config.get_property(name.replace("_", "-")) for name in bridge.RestoreOptions.names()}
+    values["scratches"] = SCRATCHES.get(values["scratches"], "none")
+    return bridge.RestoreOptions.from_values(values)
 
 
 def _add_layer_mask(layer, mask: bytes, rect) -> None:

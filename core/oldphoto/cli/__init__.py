@@ -14,7 +14,7 @@ PLUGINS = {
     "weights": "oldphoto.cli.weights",
     "gimp": "oldphoto.cli.gimp",
     "batch": "oldphoto.cli.batch",
-    "worker": "oldphoto.bridge",
+    "worker": "oldphoto.bridge.cli",
     "demo": "oldphoto_gradio.cli",
 }
 

@@ -2,8 +2,9 @@
 
 Why a command: GIMP 3 silently ignores a plug-in that is not ``plug-ins/<name>/<name>.py`` or not
 executable, and the plug-in must know which Python runs the worker (GIMP's own Python has no
-torch). Installing copies three files out of the installed distribution (importlib.resources, so it
-works from a wheel or a checkout) and records ``sys.executable`` in ``oldphoto-worker.json``.
+torch). Installing copies the plug-in, its pixel helpers and the bridge client (the package
+``oldphoto_bridge/``, shared with the Krita plug-in) out of the installed distribution and records
+``sys.executable`` in ``oldphoto-worker.json``.
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ import re
 import shutil
 import stat
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .. import bridge
+from .plugin_files import copy_bridge_client, copy_resource
 
 PLUGIN_NAME = "restore_old_photo"
 FILES = {
     # installed name -> (package, resource)
     f"{PLUGIN_NAME}.py": ("oldphoto_gimp", "restore_old_photo.py"),
     "oldphoto_pixels.py": ("oldphoto_gimp", "pixels.py"),
-    "oldphoto_bridge.py": ("oldphoto", "bridge.py"),
 }
+BRIDGE_PACKAGE = "oldphoto_bridge"
+"""The folder the bridge client is copied into, imported by the plug-in as ``oldphoto_bridge``."""
+INSTALL_COMMAND = "oldphoto gimp install"
 
 
 def gimp_profile_base(platform: str | None = None, env: dict[str, str] | None = None,
@@ -64,12 +67,12 @@ def install(plugins_dir: Path, config: bridge.WorkerConfig) -> Path:
     """Copy the plug-in into ``plugins_dir/<name>/`` and write the worker config; returns the folder."""
     dest = plugins_dir / PLUGIN_NAME
     dest.mkdir(parents=True, exist_ok=True)
+    copy_bridge_client(dest / BRIDGE_PACKAGE)
+    stale = dest / f"{BRIDGE_PACKAGE}.py"  # the single-file bridge that earlier versions installed
+    if stale.is_file():
+        stale.unlink()
     for name, (package, resource) in FILES.items():
-        data = resources.files(package).joinpath(resource).read_bytes()
-        target = dest / name
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)  # a new mtime makes GIMP query the plug-in again
+        copy_resource(package, resource, dest / name)  # a new mtime makes GIMP query the plug-in again
     main = dest / f"{PLUGIN_NAME}.py"
     main.chmod(main.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     config.save(dest / bridge.CONFIG_NAME)
@@ -101,6 +104,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
         device=args.device,
         transport=args.transport,
         socket=args.socket,
+        install_command=INSTALL_COMMAND,
     )
     if args.python and not Path(args.python).is_file():
         print(f"oldphoto gimp install: --python {args.python} does not exist.", file=sys.stderr)
