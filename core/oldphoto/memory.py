@@ -46,7 +46,11 @@ RUNTIME_BYTES = 300 * MiB
 # independent) plus, per photo pixel, the uint8 photo, its float32 RGB copy for cv2.resize (12 B),
 # the uncoloured image kept for re-blending and the result (3 B each) and PIL copies; the strips of
 # the post-processing are bounded. Measured with benchmarks/bench_colorize.py (run +MB), with margin.
-COLOR_RUN_BYTES = {"ddcolor_paper_tiny": 600 * MiB, "large": 1200 * MiB}
+COLOR_RUN_BYTES = {"ddcolor_paper_tiny": 600 * MiB, "large": 1200 * MiB,
+                   # guided colour (stages/guided.py) at its fixed ~330k-pixel processing size, with the
+                   # other two Deep Exemplar networks' weights (108 MB): benchmarks/bench_colorize_guided.py
+                   # measured +262 MB and +96 MB peaks above the loaded networks
+                   "exemplar_colornet": 700 * MiB, "siggraph17": 400 * MiB}
 COLOR_PER_PIXEL = 40.0
 
 

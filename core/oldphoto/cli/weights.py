@@ -32,9 +32,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument(
         "--mode",
         action="append",
-        choices=("quality", "scratch", "hr", "faces", "colorize", "all"),
+        choices=("quality", "scratch", "hr", "faces", "colorize", "reference", "points", "all"),
         help="repeatable; default all (every restoration file). 'faces' with 'hr' fetches the 512 px face "
-        "generator; 'colorize' the default DDColor model (other colour models: --component ddcolor_paper_tiny, ...)",
+        "generator; 'colorize' the default DDColor model (other colour models: --component ddcolor_paper_tiny, ...); "
+        "'reference' Deep Exemplar (colour from a reference photo); 'points' SIGGRAPH17 (colour points)",
     )
     d.add_argument("--component", action="append", help="a weights.json component (repeatable)")
     d.add_argument("--force", action="store_true", help="download again even if cached")
