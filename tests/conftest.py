@@ -94,3 +94,19 @@ def seeded_color_weights_dir(seeded_weights_dir, tmp_path_factory) -> Path:
         (out / f.name).symlink_to(f)
     write_seeded_weights(out, ["ddcolor_paper_tiny"])
     return out
+
+
+GUIDED_COMPONENTS = ["exemplar_vgg19", "exemplar_nonlocal", "exemplar_colornet", "siggraph17"]
+
+
+@pytest.fixture(scope="session")
+def seeded_guided_weights_dir(seeded_color_weights_dir, tmp_path_factory) -> Path:
+    """``seeded_color_weights_dir`` (linked) plus seeded Deep Exemplar and SIGGRAPH17 weights: what the
+    surfaces' tests of colour from a reference photo and from colour points need."""
+    from oldphoto.seeded import write_seeded_weights
+
+    out = tmp_path_factory.mktemp("seeded_guided_weights")
+    for f in seeded_color_weights_dir.iterdir():
+        (out / f.name).symlink_to(f)
+    write_seeded_weights(out, GUIDED_COMPONENTS)
+    return out
