@@ -396,9 +396,9 @@ def _pick_colour(pg, hex_colour: str) -> None:
     box.fill(hex_colour)
     box.press("Enter")
     pg.locator("#point-colour [data-testid=block-info]").click()  # closes the picker
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     pg.wait_for_function("c => document.querySelector('#point-colour button.dialog-button').style.background"
-                         " === c", arg="rgb(%d, %d, %d)" % tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)),
-                         timeout=10_000)
+                         " === c", arg=f"rgb({r}, {g}, {b})", timeout=10_000)
 
 
 def test_place_two_colour_points_by_clicking(browser, seeded_guided_weights_dir, old_photo, tmp_path):
