@@ -126,17 +126,20 @@ def test_without_spaces_the_gpu_wrapper_is_a_no_op():
     assert on_gpu(f) is f
 
 
-def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir, seeded_color_weights_dir,
+def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir, seeded_guided_weights_dir,
                                                              tmp_path):
     from oldphoto import Restorer
 
-    r = Restorer(device="cpu", weights_dir=seeded_color_weights_dir)
+    r = Restorer(device="cpu", weights_dir=seeded_guided_weights_dir)
     assert service.preload_networks(r, colorize_model="tiny") == []
     problems = service.preload_networks(Restorer(device="cpu", weights_dir=tmp_path), colorize_model="tiny")
-    assert len(problems) == 4 and all("vae_a_quality" in p or "detection_unet" in p for p in problems)
+    assert len(problems) == 6
+    assert all("vae_a_quality" in p or "detection_unet" in p or "exemplar" in p or "siggraph17" in p
+               for p in problems)
     no_colour = service.preload_networks(Restorer(device="cpu", weights_dir=seeded_weights_dir),
                                          colorize_model="tiny")
-    assert len(no_colour) == 1 and "ddcolor_paper_tiny" in no_colour[0]
+    assert len(no_colour) == 3
+    assert "ddcolor_paper_tiny" in no_colour[0] and "exemplar" in no_colour[1] and "siggraph17" in no_colour[2]
 
 
 def test_the_queue_protects_the_machine(tmp_path):

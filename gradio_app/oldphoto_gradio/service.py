@@ -435,8 +435,8 @@ class RestorerHolder:
 
 
 def preload_networks(restorer: Any, colorize_model: str = "modelscope") -> list[str]:
-    """Load every mode's networks, and the default colour model, now; return the messages of the
-    modes whose weights are missing.
+    """Load every mode's networks, the default DDColor model and the reference / colour-point models
+    now; return the messages of the modes whose weights are missing.
 
     A Space preloads at start-up so the first visitor does not wait for loading, and so that on
     ZeroGPU the networks live in the main process (each GPU call runs in a short-lived worker that
@@ -449,10 +449,11 @@ def preload_networks(restorer: Any, colorize_model: str = "modelscope") -> list[
             restorer.preload(scratches=scratches, hr=hr, faces=True)
         except OldPhotoError as exc:
             problems.append(str(exc))
-    try:  # the other colour models load when first chosen
-        restorer.preload(faces=False, colorize="auto", colorize_model=colorize_model)
-    except OldPhotoError as exc:
-        problems.append(str(exc))
+    for colorize in ("auto", "reference", "points"):  # the other DDColor models load when first chosen
+        try:
+            restorer.preload(faces=False, colorize=colorize, colorize_model=colorize_model)
+        except OldPhotoError as exc:
+            problems.append(str(exc))
     return problems
 
 
