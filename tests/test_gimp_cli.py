@@ -140,9 +140,7 @@ def test_every_restore_option_is_a_procedure_argument():
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr.startswith("add_") and node.func.attr.endswith("_argument")):
             declared.add(node.args[0].value)
-    # hints are no control: GIMP sends the "Colour points" layer (points_layer) and leaves them out
-    assert 'DIALOG_FIELDS = tuple(n for n in bridge.RestoreOptions.names() if n != "hints")' in src
-    wanted = {name.replace("_", "-") for name in bridge.RestoreOptions.names()} - {"hints"}
+    wanted = {name.replace("_", "-") for name in bridge.RestoreOptions.names()}
     assert wanted <= declared, wanted - declared
     assert {"reference-image", "reference-file"} <= declared
 

@@ -143,9 +143,6 @@ def _source_layer(drawables, label: str):
 COLOR_FIELDS = ("colorize", "colorize_model", "color_strength", "existing_color")
 """The bridge options the Colourise filter has controls for."""
 
-DIALOG_FIELDS = tuple(n for n in bridge.RestoreOptions.names() if n != "hints")
-"""The bridge options that are dialog controls (colour points come from the "Colour points" layer)."""
-
 POINTS_LAYER_NAMES = ("Colour points", "Color points")
 """A transparent layer of this name holds the colour points: each painted dot becomes a point at its
 centre with its mean colour (the worker's ``oldphoto.stages.points_layer``)."""
@@ -155,7 +152,7 @@ def restore_options(config, names=None) -> bridge.RestoreOptions:
     """The dialog's controls as the bridge's options: every field comes from the procedure argument
     of the same name (``_`` written ``-``), so a control added to the protocol cannot be forgotten.
     ``names``: only these fields (the Colourise filter has the colour controls only)."""
-    names = DIALOG_FIELDS if names is None else names
+    names = bridge.RestoreOptions.names() if names is None else names
     values = {name: config.get_property(name.replace("_", "-")) for name in names}
     if "scratches" in values:
         values["scratches"] = SCRATCHES.get(values["scratches"], "none")

@@ -333,6 +333,7 @@ class WorkerClient:
         reference: bytes | None = None,
         reference_size: tuple[int, int] | None = None,
         points_layer: bytes | None = None,
+        hints: list | None = None,
         progress: Progress | None = None,
         **controls: Any,
     ) -> tuple[bytes, dict[str, Any]]:
@@ -346,8 +347,8 @@ class WorkerClient:
         ``existing_color="grey-only"``), and with ``want_base`` its ``"base_pixels"`` holds the
         uncoloured result (None when not colourised). ``reference``: an image file's bytes, or raw RGB
         u8 pixels when ``reference_size`` (width, height) is given (``colorize="reference"``);
-        ``points_layer``: RGBA u8 at the image's size whose painted dots become colour points
-        (``colorize="points"``, with or besides ``hints``).
+        ``points_layer``: RGBA u8 at the image's size whose painted dots become colour points, and / or
+        ``hints`` ``[(x, y, "#rrggbb"), ...]`` in the image's pixels (``colorize="points"``).
         """
         opts = dataclasses.replace(options or RestoreOptions(), **controls)
         if len(rgb) != width * height * 3:
@@ -358,7 +359,7 @@ class WorkerClient:
             raise ValueError(f"mask has {len(mask)} bytes, expected {width * height}")
         header = {"op": "restore", "width": width, "height": height, **opts.request(), "want_mask": want_mask,
                   "want_base": want_base}
-        extra = _guidance(header, width, height, reference, reference_size, points_layer)
+        extra = _guidance(header, width, height, reference, reference_size, points_layer, hints)
         self._send(header, rgb + (mask or b"") + extra)
         reply, payload = self._await("result", progress)
         return self._split_result(reply, payload, width, height)
@@ -373,6 +374,7 @@ class WorkerClient:
         reference: bytes | None = None,
         reference_size: tuple[int, int] | None = None,
         points_layer: bytes | None = None,
+        hints: list | None = None,
         progress: Progress | None = None,
         **controls: Any,
     ) -> tuple[bytes, dict[str, Any]]:
@@ -385,8 +387,8 @@ class WorkerClient:
             raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
         header = {"op": "colorize", "width": width, "height": height,
                   "colorize": opts.colorize if opts.colorize != "none" else "auto", "colorize_model": opts.colorize_model,
-                  "color_strength": opts.color_strength, "existing_color": opts.existing_color, "hints": opts.hints}
-        extra = _guidance(header, width, height, reference, reference_size, points_layer)
+                  "color_strength": opts.color_strength, "existing_color": opts.existing_color}
+        extra = _guidance(header, width, height, reference, reference_size, points_layer, hints)
         self._send(header, rgb + extra)
         reply, payload = self._await("result", progress)
         return self._split_result(reply, payload, width, height)
@@ -461,9 +463,11 @@ def _check_python(config: WorkerConfig, listening_on: str | None = None) -> None
 
 
 def _guidance(header: dict[str, Any], width: int, height: int, reference: bytes | None,
-              reference_size: tuple[int, int] | None, points_layer: bytes | None) -> bytes:
-    """Add the reference / points-layer fields to a request's header; the bytes that follow the pixels."""
+              reference_size: tuple[int, int] | None, points_layer: bytes | None, hints: list | None) -> bytes:
+    """Add the reference / points fields to a request's header; the bytes that follow the pixels."""
     out = b""
+    if hints is not None:
+        header["hints"] = [list(p) for p in hints]
     if points_layer is not None:
         if len(points_layer) != width * height * 4:
             raise ValueError(f"points layer has {len(points_layer)} bytes, expected {width * height * 4} (RGBA)")

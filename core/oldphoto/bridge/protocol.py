@@ -52,7 +52,7 @@ import json
 import os
 import struct
 import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -113,14 +113,12 @@ class RestoreOptions:
     """Widen the damage mask by this many pixels."""
     colorize: str = "none"
     """``none``, ``auto`` (DDColor), ``reference`` (from a reference photo the host sends) or ``points``
-    (from ``hints`` and / or a points layer the host sends)."""
+    (from the ``hints`` and / or the points layer the host sends with the request)."""
     colorize_model: str = COLOR_MODELS[0]
     color_strength: float = 1.0
     """How much of the predicted colour is kept (0 = grey)."""
     existing_color: str = EXISTING_COLOR[0]
     """``replace`` or ``grey-only`` (not a ``Restorer`` keyword: the worker decides with ``is_grey``)."""
-    hints: list = field(default_factory=list)
-    """Colour points ``[[x, y, "#rrggbb"], ...]`` in the image's pixels, for ``colorize="points"``."""
 
     def request(self) -> dict[str, Any]:
         """The request keys for these options (JSON-ready)."""
