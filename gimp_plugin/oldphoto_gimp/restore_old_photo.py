@@ -485,10 +485,10 @@ def _add_color_arguments(p) -> None:
     existing.add("replace", 1, "Replace the existing colour", "Predict new colour from the layer's lightness")
     p.add_choice_argument("existing-color", "_If the layer has colour", "What to do with a layer that has colour",
                           existing, "grey-only", GObject.ParamFlags.READWRITE)
-    p.add_image_argument("reference-image", "Reference _image",
+    p.add_image_argument("reference-image", "Refe_rence image",
                          "For 'From a reference photo': another open image in colour (its selected layer)", True,
                          GObject.ParamFlags.READWRITE)
-    p.add_file_argument("reference-file", "Reference _file",
+    p.add_file_argument("reference-file", "Reference fi_le",
                         "For 'From a reference photo': a colour photo file (used instead of the reference image)",
                         Gimp.FileChooserAction.OPEN, True, None, GObject.ParamFlags.READWRITE)
     p.add_boolean_argument("color-layer", "Put the colour in a Color mode la_yer",

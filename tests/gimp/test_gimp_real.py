@@ -475,6 +475,47 @@ def test_colourise_refuses_a_colour_photo_unless_asked(gimp_run):
     assert "Replace the existing colour" in msg and "Traceback" not in msg
 
 
+def test_colour_points_layer_becomes_points(gimp_run):
+    """Colourise 'With colour points': the two dots painted on the layer "Colour points" reach the
+    worker as two points (each dot's centre and colour), and the new layer "Colourised" equals
+    Restorer.colorize with those points; the photo and the points layer are untouched."""
+    from oldphoto.stages.points_layer import points_from_layer
+
+    c = gimp_run["report"]["cases"]["points"]
+    assert c["status"] == "success", c["message"]
+    assert c["new_layers"] == [{"name": "Colourised", "mode": "normal", "position": c["original_position"] - 1}]
+    assert c["original_unchanged"] and "Colour points" in c["layers"]
+    w, h = gimp_run["size"]
+    dots = _load(gimp_run["work"] / "out", "points-dots.rgba", w, h)
+    points = points_from_layer(dots)
+    assert points == [(w // 5, h // 5, "#c8281e"), (3 * w // 5, 3 * h // 5, "#1e3cd2")]
+    want = np.asarray(gimp_run["restorer"].colorize(gimp_run["grey"], colorize="points", hints=points).image)
+    without = np.asarray(gimp_run["restorer"].colorize(gimp_run["grey"], colorize="points").image)
+    got = _case_layer(gimp_run, "points", "Colourised")[..., :3]
+    assert _close(got, want) and not _close(got, without), pixel_difference(got, want)
+
+
+def test_restore_coloured_after_another_open_image(gimp_run):
+    """Restore 'From a reference photo' with another open image (the colour photo) as the reference,
+    the colour in a Color mode layer: "Restored" and "Colour" equal Restorer.restore(reference=...)."""
+    c = gimp_run["report"]["cases"]["reference"]
+    assert c["status"] == "success", c["message"]
+    pos = c["original_position"]
+    assert c["new_layers"] == [{"name": "Colour", "mode": "lch-color", "position": pos - 2},
+                               {"name": "Restored", "mode": "normal", "position": pos - 1}]
+    want = gimp_run["want"]
+    got = _case_layer(gimp_run, "reference", "Colour")[..., :3]
+    assert _close(got, want["reference"]), pixel_difference(got, want["reference"])
+    assert _close(_case_layer(gimp_run, "reference", "Restored")[..., :3], want["reference_base"])
+
+
+def test_colour_points_without_the_layer_say_what_to_do(gimp_run):
+    c = gimp_run["report"]["cases"]["points_missing"]
+    assert c["status"] == "calling-error", c
+    assert c["layers_added"] == 0 and c["original_unchanged"]
+    assert "needs a transparent layer named 'Colour points'" in (c["message"] or "")
+
+
 def test_dialog_opens_with_the_last_values_and_saves_them(gimp_run):
     """GUI GIMP on Xvfb: an interactive run shows the dialog filled from the saved values; OK runs
     the restore with them and GIMP saves them again (what makes the dialog remember)."""
@@ -531,43 +572,3 @@ def test_worker_not_found_is_a_friendly_gimp_error(gimp_run):
     assert c["layers_added"] == 0 and c["original_unchanged"]
     assert f"/tmp/{name}/cfg/plug-ins" not in run.stderr, "the plug-in raised a traceback"
 
-
-def test_colour_points_layer_becomes_points(gimp_run):
-    """Colourise 'With colour points': the two dots painted on the layer "Colour points" reach the
-    worker as two points (each dot's centre and colour), and the new layer "Colourised" equals
-    Restorer.colorize with those points; the photo and the points layer are untouched."""
-    from oldphoto.stages.points_layer import points_from_layer
-
-    c = gimp_run["report"]["cases"]["points"]
-    assert c["status"] == "success", c["message"]
-    assert c["new_layers"] == [{"name": "Colourised", "mode": "normal", "position": c["original_position"] - 1}]
-    assert c["original_unchanged"] and "Colour points" in c["layers"]
-    w, h = gimp_run["size"]
-    dots = _load(gimp_run["work"] / "out", "points-dots.rgba", w, h)
-    points = points_from_layer(dots)
-    assert points == [(w // 5, h // 5, "#c8281e"), (3 * w // 5, 3 * h // 5, "#1e3cd2")]
-    want = np.asarray(gimp_run["restorer"].colorize(gimp_run["grey"], colorize="points", hints=points).image)
-    without = np.asarray(gimp_run["restorer"].colorize(gimp_run["grey"], colorize="points").image)
-    got = _case_layer(gimp_run, "points", "Colourised")[..., :3]
-    assert _close(got, want) and not _close(got, without), pixel_difference(got, want)
-
-
-def test_restore_coloured_after_another_open_image(gimp_run):
-    """Restore 'From a reference photo' with another open image (the colour photo) as the reference,
-    the colour in a Color mode layer: "Restored" and "Colour" equal Restorer.restore(reference=...)."""
-    c = gimp_run["report"]["cases"]["reference"]
-    assert c["status"] == "success", c["message"]
-    pos = c["original_position"]
-    assert c["new_layers"] == [{"name": "Colour", "mode": "lch-color", "position": pos - 2},
-                               {"name": "Restored", "mode": "normal", "position": pos - 1}]
-    want = gimp_run["want"]
-    got = _case_layer(gimp_run, "reference", "Colour")[..., :3]
-    assert _close(got, want["reference"]), pixel_difference(got, want["reference"])
-    assert _close(_case_layer(gimp_run, "reference", "Restored")[..., :3], want["reference_base"])
-
-
-def test_colour_points_without_the_layer_say_what_to_do(gimp_run):
-    c = gimp_run["report"]["cases"]["points_missing"]
-    assert c["status"] == "calling-error", c
-    assert c["layers_added"] == 0 and c["original_unchanged"]
-    assert "needs a transparent layer named 'Colour points'" in (c["message"] or "")
