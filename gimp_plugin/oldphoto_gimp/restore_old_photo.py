@@ -66,7 +66,7 @@ COLOR_HELP = (
     "colour as a layer 'Colour' in LCh Color mode above the layer whose lightness it keeps (the "
     "original, or 'Restored'): erase or mask it to take colour away. A grayscale image is converted to "
     "RGB first (Undo takes it back). 'From a reference photo' carries over the colours of a colour photo "
-    "of the same or a similar scene (Deep Exemplar): choose it as 'Reference photo on disk', or open it in GIMP "
+    "of the same or a similar scene (Deep Exemplar): choose it as 'Reference photo file', or open it in GIMP "
     "and choose it as 'Reference image'. 'With colour points': add a transparent layer named 'Colour "
     "points' and paint a small dot of each known colour where it belongs; each separate dot becomes one "
     "point at its centre with its average colour (SIGGRAPH17 user-guided colourisation)."
@@ -189,7 +189,7 @@ def _guidance(image, src, config, options, label: str) -> dict:
             rgb, w, h, _offsets, _rect = _read_layer(layers[0])
             return {"reference": rgb, "reference_size": (w, h)}
         raise PluginError(f"{label}: 'From a reference photo' needs a reference: choose another open image "
-                          "under 'Reference image' or a file under 'Reference photo on disk'.")
+                          "under 'Reference image' or a file under 'Reference photo file'.")
     if options.colorize == "points":
         layer = next((l for l in image.get_layers() if l.get_name() in POINTS_LAYER_NAMES), None)
         if layer is None:
@@ -488,7 +488,7 @@ def _add_color_arguments(p) -> None:
     p.add_image_argument("reference-image", "Refe_rence image",
                          "For 'From a reference photo': another open image in colour (its selected layer)", True,
                          GObject.ParamFlags.READWRITE)
-    p.add_file_argument("reference-file", "Reference photo on di_sk",
+    p.add_file_argument("reference-file", "Reference photo file (_browse)",
                         "For 'From a reference photo': a colour photo file (used instead of the reference image)",
                         Gimp.FileChooserAction.OPEN, True, None, GObject.ParamFlags.READWRITE)
     p.add_boolean_argument("color-layer", "Put the colour in a Color mode la_yer",
