@@ -34,6 +34,7 @@ import _common  # noqa: E402
 
 DEFAULT_OFFICIAL = Path("/work/.mirror/piddnad+DDColor/repo")
 COMPONENTS = {"tiny": "ddcolor_paper_tiny", "large": "ddcolor_modelscope"}
+COLORIZE_MODEL = {"tiny": "tiny", "large": "modelscope"}  # oldphoto's colorize_model for each architecture
 SIZES = {1: (1224, 816), 12: (4240, 2832)}  # ~1.0 MP and ~12.0 MP, 3:2
 STUB = '''"""Stand-in for torchvision: the official code imports make_grid at import time, never calls it."""
 '''
@@ -106,7 +107,7 @@ def worker(args: argparse.Namespace) -> None:
         if args.size != 512:
             raise SystemExit("oldphoto runs DDColor at the official 512 px only")
         restorer = Restorer(device="cpu", weights_dir=wdir)
-        run = lambda x: np.asarray(restorer.colorize(x, colorize_model=args.model).image)  # noqa: E731
+        run = lambda x: np.asarray(restorer.colorize(x, colorize_model=COLORIZE_MODEL[args.model]).image)  # noqa: E731
     run(small)  # warm: weights loaded, kernels chosen
     _common.reset_peak_rss()
     base = _common.proc_status_kib("VmRSS")
