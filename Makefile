@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.oldphoto-installed
 
-.PHONY: test demo install lint clean system-deps space
+.PHONY: test demo install lint clean system-deps space machine krita-zip
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ install: $(STAMP)
 system-deps:
 	@for s in tests/setup/*.sh; do [ -e "$$s" ] || continue; bash "$$s" || exit 1; done
 
-test: $(STAMP) system-deps
-	$(PY) -m ruff check core tests gimp_plugin gradio_app hf_space benchmarks
-	$(PY) -m pytest
+# Which machine a test report comes from: CPU model, torch's CPU capability, the ISA variables, threads.
+machine: $(STAMP)
+	@$(PY) -m oldphoto.cpu
+
+# `machine` first, so a failure report says which CPU it came from; --durations lists the slowest tests.
+test: $(STAMP) machine system-deps
+	$(PY) -m ruff check core tests gimp_plugin krita_plugin gradio_app hf_space benchmarks
+	$(PY) -m pytest --durations=15
 
 demo: $(STAMP)
 	$(PY) -m oldphoto.cli demo
@@ -33,8 +38,12 @@ demo: $(STAMP)
 space:
 	$(PYTHON) hf_space/bundle.py build/space
 
+# The Krita plug-in as the archive Tools > Scripts > Import Python Plugin from File accepts.
+krita-zip: $(STAMP)
+	$(PY) -m oldphoto.cli krita zip build/oldphoto_krita.zip
+
 lint: $(STAMP)
-	$(PY) -m ruff check core tests gimp_plugin gradio_app hf_space benchmarks
+	$(PY) -m ruff check core tests gimp_plugin krita_plugin gradio_app hf_space benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info core/*.egg-info .pytest_cache

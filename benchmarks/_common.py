@@ -29,7 +29,10 @@ def header(device: str = "cpu") -> str:
     """Command line, versions, threads, device and load: what a reader needs to trust a timing."""
     import torch
 
+    from oldphoto.cpu import cpu_facts
+
     lines = [
+        *cpu_facts().describe(),
         f"command: {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}",
         f"python {platform.python_version()}  torch {torch.__version__}  threads {torch.get_num_threads()}"
         f"  interop {torch.get_num_interop_threads()}  cpus {os.cpu_count()}",

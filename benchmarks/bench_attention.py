@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     if not cuda:
-        print(f"CPU vendor {attention.cpu_vendor() or '?'}; auto choice: {attention.float32_gemm_backend()}")
+        from oldphoto.cpu import cpu_facts
+
+        print(f"CPU vendor {cpu_facts().vendor or '?'}; auto choice: {attention.float32_gemm_backend()}")
     backends = ["default"] if cuda else ["torch", "numpy"]
 
     def use(backend: str) -> None:

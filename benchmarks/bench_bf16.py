@@ -8,6 +8,11 @@ Why this exists: issue 15 asked for an opt-in ``precision="bf16"`` if it makes a
 process on the same seeded input (the machine is shared), best of ``--repeat``; the error is the
 largest |difference| from today's float32 output (network outputs in [-1, 1] for the decoder, latent
 features otherwise). Seeded weights, so cost equals the real checkpoints'; conclusions: benchmarks/README.md.
+
+On a CPU without bfloat16 instructions torch may use (``oldphoto.cpu``: no avx512_bf16/amx_bf16, or
+``ONEDNN_MAX_CPU_ISA=AVX2``), or where a probe of the networks' real layers finds bfloat16 over 25x
+slower than float32, the bfloat16 variants would run through a reference kernel for hours: they are
+left out, saying why (``--force-bf16`` runs them anyway).
 """
 
 from __future__ import annotations
@@ -61,14 +66,25 @@ def bf16_winograd(net) -> None:
             m.forward = lambda x, m=m, u16=u16: conv(x, u16, m.bias, m.padding)
 
 
+def real_layers(size: int) -> list:
+    """The networks' largest convolutions at a ``size`` px photo: what the bfloat16 probe times."""
+    from oldphoto.cpu import Layer
+
+    q = size // 4
+    return [Layer(512, 512, 3, q, q), Layer(64, 64, 3, q, q), Layer(64, 64, 4, 2 * q, 2 * q, "deconv", 2),
+            Layer(3, 64, 7, size, size)]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=int, default=512, help="photo side (the latent networks see size/4)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--components", nargs="+", default=list(CALLS), choices=list(CALLS))
+    p.add_argument("--force-bf16", action="store_true", help="time bfloat16 even where oldphoto.cpu says it is slow")
     args = p.parse_args(argv)
     import torch
 
+    from oldphoto.cpu import fast_low_precision
     from oldphoto.nets import instantiate
     from oldphoto.nets.winograd import FAST_PARTS
     from oldphoto.seeded import seeded_state_dict
@@ -76,13 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     print(C.header("cpu"))
     torch.set_grad_enabled(False)
     s, q = args.size, args.size // 4
+    verdict = fast_low_precision("bfloat16", real_layers(s))
+    print(f"bfloat16 here: {verdict.reason}")
+    if not verdict.fast and not args.force_bf16:
+        print("bfloat16 variants left out (--force-bf16 runs them anyway)")
     shapes = {"vae_a_quality": (1, 3, s, s), "vae_b_quality": (1, 64, q, q), "mapping_quality": (1, 64, q, q),
               "detection_unet": (1, 1, s, s)}
     for comp in args.components:
         sd = seeded_state_dict(comp, 36)
-        variants = {"float32 (today)": instantiate(comp, sd, fast_convs=True),
-                    "bf16 direct": instantiate(comp, sd).to(torch.bfloat16)}
-        if comp in FAST_PARTS:
+        variants = {"float32 (today)": instantiate(comp, sd, fast_convs=True)}
+        if verdict.fast or args.force_bf16:
+            variants["bf16 direct"] = instantiate(comp, sd).to(torch.bfloat16)
+        if comp in FAST_PARTS and (verdict.fast or args.force_bf16):
             variants["bf16 GEMM in Winograd"] = instantiate(comp, sd, fast_convs=True)
             bf16_winograd(variants["bf16 GEMM in Winograd"])
         x = torch.randn(shapes[comp], generator=torch.Generator().manual_seed(0))

@@ -64,3 +64,33 @@ def batch_reference(batch_tree, seeded_weights_dir, tmp_path_factory) -> Path:
     with one_torch_thread():
         assert main(["batch", str(batch_tree), str(out), "--weights-dir", str(seeded_weights_dir), *ARGS]) == 1
     return out
+
+
+def pytest_configure(config) -> None:
+    """Per-machine decisions (oldphoto.cpu.decided_once) in a folder of this run, shared with the
+    processes the tests start (workers, CLI), instead of the user's ~/.cache."""
+    import tempfile
+
+    from oldphoto.cpu import CACHE_ENV
+
+    os.environ.setdefault(CACHE_ENV, tempfile.mkdtemp(prefix="oldphoto-cpu-"))
+
+
+def pytest_report_header(config) -> list[str]:
+    """The machine at the top of every test report (oldphoto.cpu): a failure says which CPU it came from."""
+    from oldphoto.cpu import cpu_facts
+
+    return cpu_facts().describe()
+
+
+@pytest.fixture(scope="session")
+def seeded_color_weights_dir(seeded_weights_dir, tmp_path_factory) -> Path:
+    """``seeded_weights_dir`` (linked, not copied) plus the seeded tiny DDColor (``ddcolor_paper_tiny``,
+    220 MB, a few seconds): what colour tests of the surfaces need, with ``colorize_model="tiny"``."""
+    from oldphoto.seeded import write_seeded_weights
+
+    out = tmp_path_factory.mktemp("seeded_color_weights")
+    for f in seeded_weights_dir.iterdir():
+        (out / f.name).symlink_to(f)
+    write_seeded_weights(out, ["ddcolor_paper_tiny"])
+    return out

@@ -48,10 +48,10 @@ def photo() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def restorer(seeded_weights_dir):
+def restorer(seeded_color_weights_dir):
     from oldphoto import Restorer
 
-    return Restorer(device="cpu", weights_dir=seeded_weights_dir)
+    return Restorer(device="cpu", weights_dir=seeded_color_weights_dir)
 
 
 class Conn:
@@ -375,3 +375,71 @@ def test_nobody_listening_without_start(tmp_path):
     cfg = bridge.WorkerConfig(python=sys.executable, transport="socket", socket=str(tmp_path / "w.sock"))
     with pytest.raises(bridge.BridgeError, match="No oldphoto worker is listening"):
         bridge.WorkerClient.connect(cfg, start=False)
+
+
+# -- colour ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grey_photo(photo) -> np.ndarray:
+    """The test photo's lightness as R=G=B: a black-and-white photo to colourise."""
+    y = np.round(photo.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.uint8)
+    return np.repeat(y[..., None], 3, axis=2)
+
+
+def test_restore_with_colour_and_its_base(restorer, grey_photo):
+    """Colour keys of ``restore``: the result is Restorer.restore(colorize=...), and ``want_base``
+    adds the uncoloured result (what the GIMP plug-in puts under a Color-mode layer)."""
+    want = restorer.restore(grey_photo, faces=False, colorize="auto", colorize_model="tiny", color_strength=0.7)
+    conn = Conn(bridge_worker.Worker(restorer))
+    try:
+        rgb, info = conn.client.restore(grey_photo.tobytes(), W, H, faces=False, colorize="auto",
+                                        colorize_model="tiny", color_strength=0.7, existing_color="grey-only",
+                                        want_base=True)
+        assert info["colorized"] and not info["color_kept"] and info["base"]
+        assert np.array_equal(np.frombuffer(rgb, np.uint8).reshape(H, W, 3), np.asarray(want.image))
+        base = np.frombuffer(info["base_pixels"], np.uint8).reshape(H, W, 3)
+        assert np.array_equal(base, np.asarray(want.uncolored))
+        assert info["mask_pixels"] is None
+        job = conn.client.status()["last_job"]
+        assert job["colorize"] == "auto" and job["colorize_model"] == "tiny" and job["color_strength"] == 0.7
+        # without colour keys nothing changes: no colour, no base image
+        rgb, info = conn.client.restore(grey_photo.tobytes(), W, H, faces=False)
+        assert not info["colorized"] and info["base_pixels"] is None
+        assert np.array_equal(np.frombuffer(rgb, np.uint8).reshape(H, W, 3),
+                              np.asarray(restorer.restore(grey_photo, faces=False).image))
+    finally:
+        conn.close()
+
+
+def test_a_colour_layer_keeps_its_colour_when_only_grey_ones_are_colourised(restorer, photo):
+    conn = Conn(bridge_worker.Worker(restorer))
+    try:
+        rgb, info = conn.client.restore(photo.tobytes(), W, H, faces=False, colorize="auto", colorize_model="tiny",
+                                        existing_color="grey-only", want_base=True)
+        assert info["color_kept"] and not info["colorized"] and info["base_pixels"] is None
+        assert any("already has colour" in n for n in info["notes"])
+        assert np.array_equal(np.frombuffer(rgb, np.uint8).reshape(H, W, 3),
+                              np.asarray(restorer.restore(photo, faces=False).image))
+        with pytest.raises(bridge.WorkerError, match="already has colour.*Replace the existing colour") as err:
+            conn.client.colorize(photo.tobytes(), W, H, colorize_model="tiny", existing_color="grey-only")
+        assert err.value.kind == "InputError"
+        rgb, info = conn.client.colorize(photo.tobytes(), W, H, colorize_model="tiny")  # replace: allowed
+        assert info["colorized"]
+        assert np.array_equal(np.frombuffer(rgb, np.uint8).reshape(H, W, 3),
+                              np.asarray(restorer.colorize(photo, colorize_model="tiny").image))
+    finally:
+        conn.close()
+
+
+def test_colour_requests_with_bad_values_get_the_library_message(restorer, grey_photo):
+    conn = Conn(bridge_worker.Worker(restorer))
+    try:
+        with pytest.raises(bridge.WorkerError, match="color_strength must be a number"):
+            conn.client.colorize(grey_photo.tobytes(), W, H, color_strength="lots")  # type: ignore[arg-type]
+        with pytest.raises(bridge.WorkerError) as err:
+            conn.client.colorize(grey_photo.tobytes(), W, H, colorize_model="huge")
+        assert "huge" in str(err.value) and "Traceback" not in str(err.value)
+        assert err.value.kind != "InternalError"
+    finally:
+        conn.close()

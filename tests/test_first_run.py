@@ -29,7 +29,16 @@ from oldphoto import weights
 
 from .hub_server import FakeHub
 from .test_weights_support import ENV_VARS, REPO
-from .world import archive_bytes, build_archives, build_checkpoints, populate, registry_for
+from .world import (
+    FOOOCUS,
+    RETINA_HUB,
+    archive_bytes,
+    build_archives,
+    build_checkpoints,
+    populate,
+    populate_2027,
+    registry_for,
+)
 
 DEPENDENCIES = ("torch", "numpy", "PIL", "safetensors", "huggingface_hub", "httpx", "tqdm")
 
@@ -46,6 +55,15 @@ def hub(world_files):
     pickles, archives = world_files
     with FakeHub() as h:
         populate(h, pickles, archives)
+        yield h
+
+
+@pytest.fixture(scope="module")
+def hub2027(world_files, tmp_path_factory):
+    pickles, archives = world_files
+    with FakeHub() as h:
+        populate_2027(h, pickles, archives, tmp_path_factory.mktemp("world2027"))
+        h.world_archives = archives  # user_env writes their sha256 prefixes into weights.json
         yield h
 
 
@@ -72,7 +90,9 @@ def venv(tmp_path_factory) -> Path:
     for needed in ("oldphoto/weights.json", "oldphoto/weights/archive.py", "oldphoto_gimp/restore_old_photo.py",
                    "oldphoto_gimp/pixels.py", "oldphoto_gradio/examples/chelsea.png"):
         assert needed in names, f"{needed} is not in the wheel"
-    assert len([n for n in names if n.startswith("oldphoto/manifests/") and n.endswith(".json")]) == 10
+    shipped = sorted(Path(n).name for n in names if n.startswith("oldphoto/manifests/") and n.endswith(".json"))
+    sources = Path(__file__).resolve().parents[1] / "core" / "oldphoto" / "manifests"
+    assert shipped == sorted(p.name for p in sources.glob("*.json"))  # every manifest, the colour ones too
     env = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     py = env / "bin" / "python"
@@ -102,7 +122,8 @@ def photo(tmp_path_factory) -> Path:
 def user_env(hub: FakeHub, home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and not k.startswith("PYTHON")}
     env.update(HF_HOME=str(home), HF_ENDPOINT=hub.url, OMP_NUM_THREADS="1",
-               OLDPHOTO_WEIGHTS_JSON=str(registry_for(hub, home.parent)), **extra)
+               OLDPHOTO_WEIGHTS_JSON=str(registry_for(hub, home.parent, archives=getattr(hub, "world_archives", None))),
+               **extra)
     return env
 
 
@@ -196,8 +217,50 @@ def test_first_run_from_the_wheel(options, venv, hub, world_files, photo, tmp_pa
     assert np.array_equal(a, b)
 
 
-def test_gimp_install_and_the_workers_first_job(venv, hub, world_files, photo, tmp_path, monkeypatch):
-    """``oldphoto gimp install`` from the wheel's venv, then the plug-in's own bridge client runs a job."""
+@pytest.mark.parametrize("options", [[], ["--scratches", "auto", "--hr"]], ids=["default", "hr"])
+def test_first_run_in_the_world_of_2027(options, venv, hub2027, photo, tmp_path):
+    """Microsoft's URLs 404, the first mirror gone: the chain finds the other copies, says so, and
+    ``weights status`` names the source of each file; then offline, no request and the same result."""
+    hub, home = hub2027, tmp_path / "hf"
+    env = user_env(hub, home, HF_HUB_DISABLE_PROGRESS_BARS="1")
+    exe = str(venv / "bin" / "oldphoto")
+    r = run([exe, "restore", str(photo), "-o", "out", *options], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    hr = bool(options)
+    needed = (["detection_unet", "vae_a_quality", "vae_b_scratch", "mapping_patch_attention", "face_gen_512"]
+              if hr else ["vae_a_quality", "vae_b_quality", "mapping_quality", "face_gen_256"]) + ["retinaface_resnet50"]
+    served = {c: (FOOOCUS if weights.component_spec(c).official.path.startswith("Global/")
+                  else RETINA_HUB if c.startswith("retinaface") else "Haoming02") for c in needed}
+    for c in needed:
+        lines = [ln for ln in r.stderr.splitlines() if ln.startswith(f"{c}: ")]
+        assert lines and lines[0].startswith(f"{c}: not on the Hub yet"), r.stderr
+        assert served[c] in lines[-1].rsplit("; ", 1)[-1], lines[-1]  # the source it finally read
+        if weights.component_spec(c).upstream.in_mirror:
+            assert "databuzzword/bringing-old-photos-back-to-life@dd6ddbd7a1fe" in lines[0]
+            assert "RepositoryNotFoundError" in lines[0]
+        if c != "retinaface_resnet50":
+            assert "microsoft/Bringing-Old-Photos-Back-to-Life" in " ".join(lines) and "HTTP 404" in " ".join(lines)
+        else:
+            assert "ternaus/retinaface" in lines[-1] and "HTTP 404" in lines[-1]
+    st = run([exe, "weights", "status"], env, tmp_path)
+    lines = {ln.split()[0]: ln for ln in st.stdout.splitlines()}
+    for c in needed:
+        assert served[c] in lines[c], lines[c]
+        assert ("(unpinned)" in lines[c]) == (served[c] != "Haoming02"), lines[c]
+    n = len(hub.requests)
+    r2 = run([exe, "restore", str(photo), "-o", "out2", "-q", *options], {**env, "HF_HUB_OFFLINE": "1"}, tmp_path)
+    assert r2.returncode == 0, r2.stderr
+    assert len(hub.requests) == n
+    a = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
+    assert np.array_equal(a, np.asarray(Image.open(tmp_path / "out2" / "photo.png")))
+
+
+@pytest.mark.parametrize("world", ["2026", "2027"])
+def test_gimp_install_and_the_workers_first_job(world, venv, world_files, photo, tmp_path, monkeypatch, request):
+    """``oldphoto gimp install`` from the wheel's venv, then the plug-in's own bridge client runs a job,
+    in today's world and in the world of 2027."""
+    hub = request.getfixturevalue("hub" if world == "2026" else "hub2027")
     plugins = tmp_path / "plug-ins"
     home = tmp_path / "hf"
     env = user_env(hub, home)
@@ -207,7 +270,9 @@ def test_gimp_install_and_the_workers_first_job(venv, hub, world_files, photo, t
     folder = plugins / "restore_old_photo"
     assert os.access(folder / "restore_old_photo.py", os.X_OK)
     # the plug-in's copy of the bridge, as GIMP's Python imports it (no oldphoto on its path)
-    spec = importlib.util.spec_from_file_location("oldphoto_bridge_installed", folder / "oldphoto_bridge.py")
+    package = folder / "oldphoto_bridge"
+    spec = importlib.util.spec_from_file_location("oldphoto_bridge_installed", package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)

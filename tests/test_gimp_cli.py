@@ -52,17 +52,31 @@ def test_install_layout_and_config(tmp_path, capsys):
     folder = plugins / "restore_old_photo"
     main_file = folder / "restore_old_photo.py"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["restore_old_photo.py", "oldphoto_bridge.py", "oldphoto_pixels.py", bridge.CONFIG_NAME]
+        ["restore_old_photo.py", "oldphoto_bridge", "oldphoto_pixels.py", bridge.CONFIG_NAME]
     )
     assert os.access(main_file, os.X_OK), "GIMP ignores a plug-in that is not executable"
     assert main_file.read_text().startswith("#!/usr/bin/env python3\n")
     cfg = json.loads((folder / bridge.CONFIG_NAME).read_text())
     assert cfg["python"] == sys.executable and cfg["device"] == "cpu" and cfg["socket"] is None
-    assert (folder / "oldphoto_bridge.py").read_bytes() == Path(bridge.__file__).read_bytes()
+    # the shared bridge client, unchanged, without the worker (numpy, torch)
+    copied = folder / "oldphoto_bridge"
+    assert sorted(p.name for p in copied.iterdir()) == sorted(bridge.CLIENT_MODULES)
+    for name in bridge.CLIENT_MODULES:
+        assert (copied / name).read_bytes() == (Path(bridge.__file__).parent / name).read_bytes()
     assert "Filters > Enhance > Restore Old Photo" in capsys.readouterr().out
     # reinstalling replaces the files (new mtime: GIMP queries the plug-in again)
     assert main(["gimp", "install", "--plugins-dir", str(plugins), "--weights-dir", str(tmp_path)]) == 0
     assert json.loads((folder / bridge.CONFIG_NAME).read_text())["weights_dir"] == str(tmp_path.resolve())
+
+
+def test_install_replaces_the_single_file_bridge_of_earlier_versions(tmp_path):
+    folder = tmp_path / "restore_old_photo"
+    folder.mkdir()
+    (folder / "oldphoto_bridge.py").write_text("PROTOCOL = 1\n")  # would shadow nothing, but confuses users
+    gimp_cli.install(tmp_path, bridge.WorkerConfig(python=sys.executable))
+    assert not (folder / "oldphoto_bridge.py").exists() and (folder / "oldphoto_bridge" / "__init__.py").is_file()
+    cfg = json.loads((folder / bridge.CONFIG_NAME).read_text())
+    assert cfg["install_command"] == "oldphoto gimp install"
 
 
 def test_install_refuses_a_missing_python(tmp_path, capsys):
@@ -96,7 +110,7 @@ def test_installed_helpers_need_only_the_stdlib(tmp_path):
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import oldphoto_bridge, oldphoto_pixels; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('numpy', 'torch', 'PIL', 'oldphoto')]; "
-        "assert not bad, bad; "
+        "assert not bad, bad; assert oldphoto_bridge.OldPhotoError.__module__ == 'oldphoto_bridge.protocol'; "
         "cfg = oldphoto_bridge.WorkerConfig.load(sys.argv[1] + '/oldphoto-worker.json'); print(cfg.python)"
     )
     r = subprocess.run([sys.executable, "-S", "-I", "-c", code, str(folder)], capture_output=True, text=True)
@@ -115,6 +129,29 @@ def test_plugin_file_imports_only_gimp_and_stdlib():
             roots.add(node.module.split(".")[0])
     allowed = set(sys.stdlib_module_names) | {"gi", "oldphoto_bridge", "oldphoto_pixels"}
     assert roots <= allowed, roots - allowed
+
+
+def test_every_restore_option_is_a_procedure_argument():
+    """The dialog fills bridge.RestoreOptions from the procedure arguments of the same names; an
+    option added to the protocol without a GIMP control would fail here, not in a user's GIMP."""
+    src = resources.files("oldphoto_gimp").joinpath("restore_old_photo.py").read_text()
+    declared = set()
+    for node in ast.walk(ast.parse(src)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr.startswith("add_") and node.func.attr.endswith("_argument")):
+            declared.add(node.args[0].value)
+    wanted = {name.replace("_", "-") for name in bridge.RestoreOptions.names()}
+    assert wanted <= declared, wanted - declared
+
+
+def test_restore_options_take_a_dialogs_values():
+    opts = bridge.RestoreOptions.from_values({"scratches": "auto", "hr": 1, "mask_grow": 3.0, "strength": 1})
+    assert opts == bridge.RestoreOptions(scratches="auto", hr=True, mask_grow=3, strength=1.0)
+    assert isinstance(opts.mask_grow, int) and isinstance(opts.strength, float) and opts.hr is True
+    with pytest.raises(TypeError, match="unknown restore options"):
+        bridge.RestoreOptions.from_values({"sharpen": 1})
+    with pytest.raises(ValueError, match="scratches must be one of none, auto, mask"):
+        bridge.RestoreOptions.from_values({"scratches": "detect"})
 
 
 @pytest.mark.parametrize("args", [["gimp"], ["gimp", "bogus"]])

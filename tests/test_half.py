@@ -4,18 +4,21 @@ Its tolerance is documented in README ("Half precision") and measured here again
 golden photos of the reference data (float16 networks run on the CPU here; a GPU computes the same
 float16 storage with its own accumulation order). The bounds are the measured maxima with a little room.
 Those numerics tests need a CPU with fast float16 convolutions: many CPUs (no AVX512-FP16/AMX-FP16)
-run them through a reference kernel hundreds of times slower, where they skip saying so.
+run them through a reference kernel hundreds of times slower, where they skip saying so. Whether a CPU
+is one of them is decided by ``oldphoto.cpu`` from its instruction sets and a probe of the real layers
+(issue 22: a small probe said 4x on an AVX2-only EPYC where the real layers took hours).
 """
 
 import functools
 import json
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from oldphoto import cpu
+from oldphoto.cpu import Layer
 from oldphoto.nets import HALF_COMPONENTS, instantiate, param_dtype
 from oldphoto.refcheck import Context
 from oldphoto.refcheck.face_cases import _component, generator_tolerances
@@ -29,28 +32,29 @@ from .conftest import require_reference
 GLOBAL_BOUNDS = {"quality": (6, 0.04, 0.005), "scratch": (2, 0.0002, 0.001), "hr": (2, 0.0002, 0.001)}
 
 
+def global_half_layers(height: int, width: int) -> list[Layer]:
+    """The global stage's float16 layers for an input of ``height`` x ``width``: the quality mapping's
+    512-channel convolution at the latent size, the decoder's two upsamplings and its output layer."""
+    h, w = height // 4, width // 4
+    return [Layer(512, 512, 3, h, w), Layer(64, 64, 4, h, w, "deconv", 2), Layer(64, 64, 4, 2 * h, 2 * w, "deconv", 2),
+            Layer(64, 3, 7, height, width)]
+
+
+FACE_HALF_LAYERS = [Layer(128, 64, 3, 256, 256), Layer(64, 64, 3, 256, 256)]
+"""The face generator's largest float16 layers (SPADE at 256 px: the 128-channel modulation convs)."""
+
+
 @functools.cache
-def float16_conv_slowdown() -> float:
-    """CPU time of a float16 convolution over the same one in float32 (best of 3 each)."""
-    x, w = torch.randn(1, 64, 32, 32), torch.randn(64, 64, 3, 3)
-
-    def best(dtype: torch.dtype) -> float:
-        xx, ww = x.to(dtype), w.to(dtype)
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            torch.nn.functional.conv2d(xx, ww, padding=1)
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    return best(torch.float16) / max(best(torch.float32), 1e-6)
+def _float16_verdict(layers: tuple[Layer, ...]) -> cpu.Verdict:
+    return cpu.fast_low_precision("float16", layers)
 
 
-def require_fast_float16_on_cpu() -> None:
-    ratio = float16_conv_slowdown()
-    if ratio > 25:
-        pytest.skip(f"this CPU runs float16 convolutions {ratio:.0f}x slower than float32 (no float16 "
-                    "instructions): the float16 tolerance runs would take hours here")
+def require_fast_float16_on_cpu(layers: list[Layer]) -> None:
+    """Skip (quickly, saying why) unless this CPU has float16 instructions torch may use AND the
+    real layers in float16 finish within 25x their float32 time (oldphoto.cpu: the stricter answer)."""
+    verdict = _float16_verdict(tuple(layers))
+    if not verdict.fast:
+        pytest.skip(f"{verdict.reason}: the float16 tolerance runs would take hours here")
 
 
 def test_half_keeps_names_and_casts_only_the_listed_networks():
@@ -76,15 +80,15 @@ def _global_case(ctx: Context, case: dict):
 @pytest.mark.parametrize("mode", ["quality", "scratch", "hr"])
 def test_half_global_stage_stays_within_its_documented_tolerance(mode):
     golden = require_reference("global", "golden")
-    require_fast_float16_on_cpu()
     index = json.loads((golden / "index.json").read_text())
     full, half = Context(golden, index), Context(golden, index, half=True)
     cases = [c for c in index["cases"] if c.get("kind") == "stage" and c["stage"] == mode][:2]
     assert cases
+    inputs = [_global_case(full, case) for case in cases]
+    require_fast_float16_on_cpu(global_half_layers(*max((x.shape[-2:] for x, _ in inputs), key=lambda s: s[0] * s[1])))
     max_u8, max_frac, max_mean = GLOBAL_BOUNDS[mode]
-    for case in cases:
+    for case, (x, m) in zip(cases, inputs):
         seed = int(case.get("weight_seed", index.get("weight_seed")))
-        x, m = _global_case(full, case)
         with torch.inference_mode():
             a = restore.run_networks(x, m, mode, lambda c, s=seed: full.net(c, s)).float()
             b = restore.run_networks(x, m, mode, lambda c, s=seed: half.net(c, s))
@@ -100,7 +104,7 @@ def test_half_global_stage_stays_within_its_documented_tolerance(mode):
 def test_half_face_generator_stays_within_one_level():
     """Measured: at most 1 level from the golden output on ~6 % of values (float32: on <= 0.05 %)."""
     golden = require_reference("face", "golden")
-    require_fast_float16_on_cpu()
+    require_fast_float16_on_cpu(FACE_HALF_LAYERS)
     index = json.loads((golden / "index.json").read_text())
     full, half = Context(golden, index), Context(golden, index, half=True)
     case = next(c for c in index["cases"] if c["id"] == "gen256_face_a")

@@ -19,18 +19,30 @@ EXPECTED_KINDS = {
 }
 
 
+NO_WINOGRAD = ("det_unet", "detect_", "warpback")
+"""Cases whose networks have no Winograd part (the detection U-Net) or that run no network: the direct
+run would repeat the default run's work exactly, so it leaves them out (the slowest test, issue 22)."""
+
+
+@pytest.mark.timeout(1800)  # whole golden sets: ~8 min each on a 2-core machine at load 10
 @pytest.mark.parametrize("exact_convs", [False, True], ids=["winograd", "direct"])
 @pytest.mark.parametrize("part", ["global", "face"])
 def test_refcheck_golden_set_passes(part, exact_convs):
     """Both convolution paths: the CPU default (Winograd where it is safe) and oneDNN's direct one."""
+    from oldphoto.nets.winograd import FAST_PARTS
+
+    assert "detection_unet" not in FAST_PARTS  # else NO_WINOGRAD is wrong
     golden = require_reference(part, "golden")
+    index = json.loads((golden / "index.json").read_text())
+    only = [c["id"] for c in index["cases"] if not c["id"].startswith(NO_WINOGRAD)] if exact_convs else None
     lines: list[str] = []
-    results = run_dir(golden, report=lines.append, exact_convs=exact_convs)
+    results = run_dir(golden, report=lines.append, exact_convs=exact_convs, only=only)
     failed = [line for r, line in zip(results, lines) if not r.passed]
     assert not failed, "\n".join(failed)
     ids = {r.case_id for r in results}
     for prefix in EXPECTED_KINDS[part]:  # every kind of case was really run
-        assert any(i.startswith(prefix) for i in ids), prefix
+        if not (exact_convs and prefix.startswith(NO_WINOGRAD)):
+            assert any(i.startswith(prefix) for i in ids), prefix
 
 
 def test_refcheck_cli_fails_on_a_wrong_output(tmp_path):

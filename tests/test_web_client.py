@@ -17,8 +17,8 @@ MAX_SIDE = 160  # the test app's size cap, small so that CPU restorations stay q
 
 
 @pytest.fixture(scope="module")
-def app_url(seeded_weights_dir):
-    with serve(seeded_weights_dir, max_side=MAX_SIDE) as url:
+def app_url(seeded_color_weights_dir):
+    with serve(seeded_color_weights_dir, max_side=MAX_SIDE) as url:
         yield url
 
 
@@ -38,10 +38,12 @@ def test_api_is_documented_under_restore(client):
     assert "/restore" in endpoints
     names = [p["parameter_name"] for p in endpoints["/restore"]["parameters"]]
     assert names == ["photo", "scratches", "painted", "faces", "hr", "strength", "face_strength",
-                     "scratch_threshold", "mask_grow"]
+                     "scratch_threshold", "mask_grow", "colorize", "colorize_model", "color_strength", "existing_color"]
     params = {p["parameter_name"]: p for p in endpoints["/restore"]["parameters"]}
     defaults = {k: params[k]["parameter_default"] for k in names[5:]}
-    assert defaults == {"strength": 1, "face_strength": 1, "scratch_threshold": 0.4, "mask_grow": 0}
+    assert defaults == {"strength": 1, "face_strength": 1, "scratch_threshold": 0.4, "mask_grow": 0,
+                        "colorize": "none", "colorize_model": "modelscope", "color_strength": 1,
+                        "existing_color": "grey-only"}
     assert all(params[k]["parameter_has_default"] for k in names[1:])
     # the page's helper events are not part of the public API
     assert set(endpoints) == {"/restore"}
@@ -147,3 +149,64 @@ def test_adjustments_are_optional_api_parameters(client, photo):
     assert "Adjusted: strength 0 (default 1)." in summary
     with pytest.raises(AppError, match=r"mask_grow must be a whole number of pixels from 0 to 64"):
         client.predict(photo=handle_file(str(photo)), faces=False, mask_grow=2.5, api_name="/restore")
+
+
+def _chroma(path) -> float:
+    """Mean spread between an image's channels: 0 for a grey image."""
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.int16)
+    return float((arr.max(axis=2) - arr.min(axis=2)).mean())
+
+
+@pytest.fixture(scope="module")
+def grey_photo(photo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("web") / "grandmother.png"
+    with Image.open(photo) as im:
+        im.convert("L").convert("RGB").save(out)
+    return out
+
+
+def test_colour_is_an_optional_api_parameter(client, grey_photo):
+    """A grey photo comes back in colour with colorize="auto" (the tiny model keeps it quick), at the
+    photo's size, with the summary saying so, and the before/after view shows that result; without
+    the colour parameters nothing is colourised, and color_strength 0 gives a grey photo (Lab a = b = 0).
+    (The seeded restoration networks themselves tint their output, so "without colour" is checked
+    as "not the colour stage's output", not as "grey".)"""
+    plain = client.predict(photo=handle_file(str(grey_photo)), faces=False, api_name="/restore")
+    assert "colourised (" not in plain[2]
+    slider, download, summary, _mask, _faces = client.predict(
+        photo=handle_file(str(grey_photo)), faces=False, colorize="auto", colorize_model="tiny", api_name="/restore"
+    )
+    with Image.open(download) as out:
+        assert out.size == (128, 96) and out.mode == "RGB"
+    assert _chroma(download) > 2.0, "the colourised result is grey"
+    after = slider[1] if isinstance(slider[1], str) else slider[1]["path"]
+    with Image.open(after) as shown, Image.open(download) as png, Image.open(plain[1]) as grey_result:
+        assert np.array_equal(np.asarray(shown), np.asarray(png)), "the before/after view is not the colour result"
+        assert not np.array_equal(np.asarray(png), np.asarray(grey_result))
+    assert "colourised (automatic, Tiny model)" in summary
+    _s, grey, summary0, _m, _f = client.predict(
+        photo=handle_file(str(grey_photo)), faces=False, colorize="auto", colorize_model="tiny", color_strength=0,
+        api_name="/restore",
+    )
+    assert _chroma(grey) < 1.0 and "colour strength 0" in summary0
+    with pytest.raises(AppError, match=r"huge is not in the list of choices: \['modelscope'"):
+        client.predict(photo=handle_file(str(grey_photo)), colorize="auto", colorize_model="huge", api_name="/restore")
+
+
+def test_a_colour_photo_is_only_recoloured_when_asked(client, photo):
+    """The default keeps a colour photo's colour and says how to replace it; "replace" colourises it."""
+    _s, kept, summary, _m, _f = client.predict(
+        photo=handle_file(str(photo)), faces=False, colorize="auto", colorize_model="tiny", api_name="/restore"
+    )
+    assert "already has colour" in summary and "colourised (" not in summary
+    plain = client.predict(photo=handle_file(str(photo)), faces=False, api_name="/restore")
+    with Image.open(kept) as a, Image.open(plain[1]) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))  # exactly the restoration without colour
+    _s, replaced, summary, _m, _f = client.predict(
+        photo=handle_file(str(photo)), faces=False, colorize="auto", colorize_model="tiny",
+        existing_color="replace", api_name="/restore",
+    )
+    assert "colourised (automatic, Tiny model)" in summary and "already has colour" not in summary
+    with Image.open(replaced) as a, Image.open(plain[1]) as b:
+        assert not np.array_equal(np.asarray(a), np.asarray(b))

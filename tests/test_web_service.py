@@ -126,12 +126,17 @@ def test_without_spaces_the_gpu_wrapper_is_a_no_op():
     assert on_gpu(f) is f
 
 
-def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir, tmp_path):
+def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir, seeded_color_weights_dir,
+                                                             tmp_path):
     from oldphoto import Restorer
 
-    assert service.preload_networks(Restorer(device="cpu", weights_dir=seeded_weights_dir)) == []
-    problems = service.preload_networks(Restorer(device="cpu", weights_dir=tmp_path))
-    assert len(problems) == 3 and all("vae_a_quality" in p or "detection_unet" in p for p in problems)
+    r = Restorer(device="cpu", weights_dir=seeded_color_weights_dir)
+    assert service.preload_networks(r, colorize_model="tiny") == []
+    problems = service.preload_networks(Restorer(device="cpu", weights_dir=tmp_path), colorize_model="tiny")
+    assert len(problems) == 4 and all("vae_a_quality" in p or "detection_unet" in p for p in problems)
+    no_colour = service.preload_networks(Restorer(device="cpu", weights_dir=seeded_weights_dir),
+                                         colorize_model="tiny")
+    assert len(no_colour) == 1 and "ddcolor_paper_tiny" in no_colour[0]
 
 
 def test_the_queue_protects_the_machine(tmp_path):
@@ -221,3 +226,49 @@ def test_editor_images_are_written_once_per_content(tmp_path):
     with Image.open(first) as im:
         assert im.size == (20, 10) and im.getpixel((3, 3)) == (10, 200, 30)
     assert not [p for p in (tmp_path / "editor").iterdir() if p.name.endswith(".part")]
+
+
+def test_colour_options_become_restore_keywords(tmp_path):
+    """No colour by default; "auto" on a grey photo gives the library's keywords; unknown values are
+    refused with the choices named."""
+    grey = service.prepare_photo(Image.new("RGB", (40, 30), (90, 90, 90)))
+    assert service.build_request(grey, "none", None, hr=False, faces=False).color == {}
+    req = service.build_request(grey, "none", None, hr=False, faces=False, colorize="auto", colorize_model="tiny",
+                                color_strength=0.5)
+    assert req.color == {"colorize": "auto", "colorize_model": "tiny", "color_strength": 0.5} and req.notices == []
+    assert service.color_request(grey.photo, None, None)[0] == {}  # an API call without the colour options
+    assert service.color_request(grey.photo, "auto", None)[0]["colorize_model"] == "modelscope"
+    with pytest.raises(service.UserError, match="Unknown colour option 'sepia'; use one of: none, auto"):
+        service.color_request(grey.photo, "sepia")
+    with pytest.raises(service.UserError, match="Unknown colour model 'large'; use one of: modelscope, paper, "
+                                                "artistic, tiny"):
+        service.color_request(grey.photo, "auto", "large")
+    # the form's choices are exactly the values the messages name
+    assert [v for _, v in service.COLOR_MODELS] == ["modelscope", "paper", "artistic", "tiny"]
+
+
+def test_a_colour_photo_keeps_its_colour_unless_the_user_asks(tmp_path):
+    """"Only if the photo is grey" (the default) leaves a colour photo's colour alone and says how to
+    replace it; "replace" colourises it from its lightness (the library's note says so)."""
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[:, :20] = (200, 120, 40)  # orange and blue: colours of its own, not a tint
+    rgb[:, 20:] = (40, 90, 200)
+    colour = service.prepare_photo(Image.fromarray(rgb))
+    color, notices = service.color_request(colour.photo, "auto", "tiny")
+    assert color == {} and len(notices) == 1
+    assert "already has colour" in notices[0] and "Replace the existing colour" in notices[0]
+    color, notices = service.color_request(colour.photo, "auto", "tiny", existing_color="replace")
+    assert color["colorize"] == "auto" and notices == []
+    sepia = np.stack([np.full((30, 40), v, np.uint8) for v in (112, 100, 80)], axis=2)
+    from oldphoto.stages.colorize import is_grey
+
+    # whatever the library counts as grey (R=G=B always; sepia is its call) is colourised by default
+    assert service.color_request(Image.new("RGB", (40, 30), (70, 70, 70)), "auto")[0]["colorize"] == "auto"
+    assert bool(service.color_request(Image.fromarray(sepia), "auto")[0]) == is_grey(Image.fromarray(sepia))
+
+
+def test_gpu_duration_counts_colour():
+    big = Image.new("RGB", (1024, 1024))
+    plain = gpu_seconds(big, None, "none", False, False, None, None, {}, {})
+    coloured = gpu_seconds(big, None, "none", False, False, None, None, {}, {"colorize": "auto"})
+    assert coloured > plain == gpu_seconds(big, None, "none", False, False)

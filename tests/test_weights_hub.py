@@ -19,7 +19,14 @@ from oldphoto import weights
 from oldphoto.errors import WeightsError
 
 from .hub_server import FakeHub
-from .test_weights_support import cache_files, clean_env, official_pickle, registry_copy, safetensors_file
+from .test_weights_support import (
+    cache_files,
+    clean_env,
+    hermetic_registry,
+    official_pickle,
+    registry_copy,
+    safetensors_file,
+)
 
 VAE = "vae_a_quality"
 
@@ -36,6 +43,7 @@ def published(tmp_path_factory) -> Path:
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     clean_env(monkeypatch, tmp_path / "hf")
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS_JSON", str(hermetic_registry(tmp_path)))  # no real release host
     return tmp_path / "hf"
 
 

@@ -71,6 +71,17 @@ def registry_copy(tmp: Path, **overrides: dict) -> Path:
     return path
 
 
+def hermetic_registry(tmp: Path) -> Path:
+    """The package's weights.json with every release URL on a closed local port: tests that only
+    run a fake Hub never reach the real release hosts, even on a machine with internet access."""
+    data = json.loads(Path(registry().source).read_text(encoding="utf-8"))
+    for info in data["archives"].values():
+        info["urls"] = ["http://127.0.0.1:9/" + u.split("://", 1)[1].split("/", 1)[1] for u in info["urls"]]
+    path = tmp / "weights.hermetic.json"
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
 def cache_files(root: Path) -> list[str]:
     """Regular files (not lock files) under a cache folder, relative, for 'nothing left behind'."""
     if not root.exists():

@@ -136,10 +136,12 @@ def populate(hub: FakeHub, pickles: dict[str, Path], archives: dict[str, Path], 
     return urls
 
 
-def registry_for(hub: FakeHub, tmp: Path, urls: dict[str, str] | None = None) -> Path:
+def registry_for(hub: FakeHub, tmp: Path, urls: dict[str, str] | None = None,
+                 archives: dict[str, Path] | None = None) -> Path:
     """The package's weights.json with every archive URL on the fake host (same paths; ``urls``
     replaces an archive's first URL) and the known official sha256 set to this world's pickle
-    (everything else as shipped)."""
+    (everything else as shipped). ``archives``: the world's zips, whose sha256 prefixes replace the
+    published ones (the Hub copy of the RetinaFace zip is checked against it)."""
     data = json.loads(Path(registry().source).read_text(encoding="utf-8"))
     for arch, info in data["archives"].items():
         info["urls"] = [hub.url + release_path(u) for u in info["urls"]]
@@ -148,9 +150,42 @@ def registry_for(hub: FakeHub, tmp: Path, urls: dict[str, str] | None = None) ->
     for name, comp in data["components"].items():
         if comp["official"].get("sha256"):
             comp["official"].update(zip(("sha256", "size"), checkpoint_digest(name)))
+        for src in comp["sources"]:
+            arch = next((a for a in archives or {} if src.get("path", "").endswith(a)), None)
+            if src.get("sha256_prefix") and arch is not None:
+                src["sha256_prefix"] = hashlib.sha256(archives[arch].read_bytes()).hexdigest()[:9]
     path = tmp / f"weights.world-{hub.url.rsplit(':', 1)[1]}.json"  # one per host: the registry is cached by path
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return path
+
+
+FOOOCUS = "shaitanzx/FooocusExtend"
+RETINA_HUB = "ea-dev/ckpts"
+
+
+def populate_2027(hub: FakeHub, pickles: dict[str, Path], archives: dict[str, Path], root: Path) -> None:
+    """The world of 2027: Microsoft's release URLs and RetinaFace's GitHub release answer 404, the
+    first mirror is gone (401 RepoNotFound), and other sources weights.json lists serve each file:
+    the re-hosted face zip (Haoming02's release), the unpinned FooocusExtend Hub copy of the global
+    files, and the Hub copy of the RetinaFace zip (ea-dev/ckpts)."""
+    reg = registry()
+    hub.add_release(release_path(reg.archives[FACE_ZIP]["urls"][1]), archives[FACE_ZIP])
+    files: dict[str, bytes | Path] = {}
+    for name, spec in reg.components.items():
+        if not spec.official.path.startswith("Global/"):
+            continue
+        src = next(s for s in spec.sources if s.repo_id == FOOOCUS)
+        if name not in pickles:  # the HR mapping: only in the archives today
+            path = root / spec.official.path
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(checkpoint_bytes(name))
+            files[src.path] = path
+        else:
+            files[src.path] = pickles[name]
+    hub.add_commit(FOOOCUS, files)
+    retina = next(s for s in reg.components["retinaface_resnet50"].sources if s.repo_id == RETINA_HUB)
+    hub.add_commit(RETINA_HUB, {retina.path: next(p for a, p in archives.items() if retina.path.endswith(a))})
 
 
 def archive_bytes(archives: dict[str, Path]) -> int:

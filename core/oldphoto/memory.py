@@ -48,7 +48,11 @@ RUNTIME_BYTES = 300 * MiB
 # the post-processing are bounded. Measured with benchmarks/bench_colorize.py (peak above the warm
 # process): DDColor-T +285 MB at 1 MP, +408 MB at 12 MP (~11 B per photo pixel; the official
 # pipeline: +835 / +1011 MB). Kept with a wide margin: restore() also holds its own results then.
-COLOR_RUN_BYTES = {"ddcolor_paper_tiny": 600 * MiB, "large": 1200 * MiB}
+COLOR_RUN_BYTES = {"ddcolor_paper_tiny": 600 * MiB, "large": 1200 * MiB,
+                   # guided colour (stages/guided.py) at its fixed ~330k-pixel processing size, with the
+                   # other two Deep Exemplar networks' weights (108 MB): benchmarks/bench_colorize_guided.py
+                   # measured +262 MB and +96 MB peaks above the loaded networks
+                   "exemplar_colornet": 700 * MiB, "siggraph17": 400 * MiB}
 COLOR_PER_PIXEL = 40.0
 
 

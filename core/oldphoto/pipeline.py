@@ -13,7 +13,7 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ from PIL import Image
 
 from . import imageio
 from .device import resolve_device
-from .errors import Cancelled, InputError
+from .errors import Cancelled, InputError, WeightsError
 from .progress import add_layer_ticks, ticking
 from .stages.adjust import SCRATCH_THRESHOLD, Controls
 from .stages.resize import check_processable
@@ -34,9 +34,14 @@ ProgressFn = Callable[[float, str], None]
 """``progress(fraction, message)``; fraction in [0, 1]. It may raise :class:`Cancelled` to stop."""
 
 Scratches = Literal["none", "auto"]
-Colorize = Literal["none", "auto"]
-COLORIZE_MODES = ("none", "auto")
-"""``colorize`` values: no colour stage, or DDColor's automatic colourisation."""
+Colorize = Literal["none", "auto", "reference", "points"]
+COLORIZE_MODES = ("none", "auto", "reference", "points")
+"""``colorize`` values: no colour stage, DDColor's automatic colourisation, Deep Exemplar after a
+reference photo, or SIGGRAPH17 from colour points (``oldphoto.stages.guided``)."""
+GUIDED_COMPONENTS = {
+    "reference": ("exemplar_vgg19", "exemplar_nonlocal", "exemplar_colornet"),
+    "points": ("siggraph17",),
+}
 
 
 def _one_job(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -118,8 +123,10 @@ class RestoreResult:
                                   face_strength=new.face_strength, size=size)
         image = base
         if self.color is not None:
+            own = getattr(self.color, "compose", None)  # guided models compose their own way
             image = Image.fromarray(
-                color_stage.compose(np.asarray(base), self.color.ab, color_strength=new.color_strength), "RGB")
+                own(np.asarray(base), new.color_strength) if own is not None
+                else color_stage.compose(np.asarray(base), self.color.ab, color_strength=new.color_strength), "RGB")
             if not restored_same or REBLEND_COLOR_NOTE in self.notes:
                 notes.append(REBLEND_COLOR_NOTE)
         notes += [new.note()] if new.note() else []
@@ -231,7 +238,7 @@ class Restorer:
             comps += ["retinaface_resnet50", "face_gen_512" if hr else "face_gen_256"]
         color = _check_colorize(colorize, colorize_model)
         if color:
-            comps.append(color)
+            comps += list(GUIDED_COMPONENTS.get(colorize, (color,)))
         return comps
 
     def preload(
@@ -315,6 +322,8 @@ class Restorer:
         colorize: Colorize = "none",
         colorize_model: str = "modelscope",
         color_strength: float = 1.0,
+        reference: Image.Image | np.ndarray | str | os.PathLike | bytes | None = None,
+        hints: Sequence[tuple[float, float, str]] | None = None,
     ) -> RestoreResult:
         """Restore one photo.
 
@@ -340,6 +349,10 @@ class Restorer:
         restored photo with DDColor (``colorize_model`` "modelscope" (default), "paper", "artistic" or
         "tiny"), exactly as the official pipeline at 512 px; ``color_strength`` in [0, 1] scales the
         predicted chroma (0: the grey photo; re-blendable with ``RestoreResult.reblend``).
+        ``colorize="reference"`` colours it after ``reference`` (a colour photo of the same scene or
+        era; Deep Exemplar), ``colorize="points"`` from ``hints`` = ``[(x, y, "#rrggbb"), ...]`` in
+        the photo's pixels (SIGGRAPH17; no points: that model's own automatic colour); see
+        ``oldphoto.stages.guided`` for how both differ from the official code.
         """
         from .stages import adjust, detect
         from .stages import restore as restore_stage
@@ -348,6 +361,7 @@ class Restorer:
             raise InputError(f"scratches must be 'none' or 'auto', not {scratches!r}.")
         color_comp = _check_colorize(colorize, colorize_model)
         controls = adjust.check_controls(strength, face_strength, scratch_threshold, mask_grow, color_strength)
+        ref_img = _check_guidance(colorize, reference, hints)
         use_mask = mask is not None or scratches == "auto"
         mode = restore_mode(use_mask, hr)
         plan = (["detect"] if scratches == "auto" and mask is None else []) + ["restore"] + (["faces"] if faces else [])
@@ -356,6 +370,7 @@ class Restorer:
         photo = imageio.load_rgb(image)
         orig_size = photo.size
         check_processable(orig_size, mode, _photo_name(image))
+        points = _points(colorize, hints, orig_size, job.notes)
         self._check_memory(orig_size, mode, faces=faces, hr=hr, colorize=color_comp)
         job.report(plan[0], 0.0, "Preparing")
 
@@ -410,9 +425,10 @@ class Restorer:
             prediction = None
             if color_comp:
                 uncolored = final
-                final, prediction = self._colorize_stage(job, final, colorize_model, color_comp, controls)
+                final, prediction = self._colorize_stage(job, final, colorize_model, color_comp, controls,
+                                                         mode=colorize, reference=ref_img, points=points)
                 if not _is_grey_photo(photo):
-                    job.notes.append(COLOR_REPLACED_NOTE)
+                    job.notes.append(_color_replaced_note(colorize))
 
         notes = job.notes
         if controls.scratch_threshold != adjust.Controls().scratch_threshold and mask_source == "user":
@@ -444,27 +460,33 @@ class Restorer:
         color_strength: float = 1.0,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        reference: Image.Image | np.ndarray | str | os.PathLike | bytes | None = None,
+        hints: Sequence[tuple[float, float, str]] | None = None,
     ) -> RestoreResult:
         """Colourise a photo that needs no repair (the colour stage of :meth:`restore` alone).
 
         The result's ``global_image`` and ``processed_input`` are the photo itself; ``reblend`` takes
         another ``color_strength`` without running the network. Any size from 1x1 works (DDColor
-        resizes to 512 px and back), bounded by the memory check.
+        resizes to 512 px and back), bounded by the memory check. ``colorize="reference"`` (with
+        ``reference``) and ``colorize="points"`` (with ``hints``) work as in :meth:`restore`.
         """
         from .stages import adjust
 
         color_comp = _check_colorize(colorize, colorize_model)
         if color_comp is None:
-            raise InputError("colorize must be 'auto' for Restorer.colorize.")
+            raise InputError("colorize must be 'auto', 'reference' or 'points' for Restorer.colorize.")
         controls = adjust.check_controls(color_strength=color_strength)
+        ref_img = _check_guidance(colorize, reference, hints)
         job = _Job(self, ["colorize"], progress, cancel)
         photo = imageio.load_rgb(image)
+        points = _points(colorize, hints, photo.size, job.notes)
         self._check_memory(photo.size, "colorize", faces=False, hr=False, colorize=color_comp)
         job.report("colorize", 0.0, "Preparing")
         with torch.inference_mode(), ticking(job.on_tick), download_progress(job.on_download):
-            final, prediction = self._colorize_stage(job, photo, colorize_model, color_comp, controls)
+            final, prediction = self._colorize_stage(job, photo, colorize_model, color_comp, controls,
+                                                     mode=colorize, reference=ref_img, points=points)
         if not _is_grey_photo(photo):
-            job.notes.append(COLOR_REPLACED_NOTE)
+            job.notes.append(_color_replaced_note(colorize))
         if controls.note():
             job.notes.append(controls.note())  # type: ignore[arg-type]
         job.finish()
@@ -473,9 +495,13 @@ class Restorer:
             controls=controls, uncolored=photo, color=prediction,
         )
 
-    def _colorize_stage(self, job: _Job, image: Image.Image, model: str, component: str, controls: Any):
-        """DDColor on ``image``: (colour image, ColorPrediction); progress creeps through the network."""
+    def _colorize_stage(self, job: _Job, image: Image.Image, model: str, component: str, controls: Any, *,
+                        mode: str = "auto", reference: Image.Image | None = None, points: list | None = None):
+        """The colour model on ``image``: (colour image, prediction); progress creeps through the network."""
         from .stages import colorize as color_stage
+
+        if mode in GUIDED_COMPONENTS:
+            return self._guided_stage(job, image, controls, mode=mode, reference=reference, points=points or [])
 
         with job.stage("colorize", 0.02, f"Colourising ({model})"):
             net = self.net(component)
@@ -487,6 +513,38 @@ class Restorer:
             out = color_stage.compose(rgb, ab, color_strength=controls.color_strength,
                                       tick=lambda f: job.report("colorize", 0.9 + 0.1 * f, "Colourising: applying colour"))
         return Image.fromarray(out, "RGB"), color_stage.ColorPrediction(model, ab)
+
+
+    def _guided_stage(self, job: _Job, image: Image.Image, controls: Any, *, mode: str,
+                      reference: Image.Image | None, points: list):
+        """Deep Exemplar after ``reference`` or SIGGRAPH17 from ``points`` (``oldphoto.stages.guided``)."""
+        from .stages import colorize as color_stage
+        from .stages import exemplar, guided
+        from .weights import component_spec
+
+        rgb = np.asarray(image)
+        if mode == "reference":
+            assert reference is not None
+            ref = np.asarray(guided.shrink_reference(reference, job.notes))
+            guided.check_reference(ref)
+            job.notes.extend(guided.reference_notes(ref, rgb.shape[:2], color_stage.is_grey))
+            with job.stage("colorize", 0.02, "Colourising (reference photo)"):
+                nets = exemplar.ExemplarNets(*(self.net(c) for c in GUIDED_COMPONENTS["reference"]))
+                vgg, warp, color = (self._layer_counts[c] for c in GUIDED_COMPONENTS["reference"])
+                job.layers_expected = 2 * vgg + 2 * warp + color  # VGG and WarpNet see photo and reference
+                prediction = guided.colorize_reference(nets, rgb, ref)
+        else:
+            with job.stage("colorize", 0.02, "Colourising (colour points)" if points else "Colourising (SIGGRAPH17)"):
+                try:  # a weights.json of a fork may lack the component: the official convention then
+                    convention = str(component_spec("siggraph17").setting("mask_convention", "0/1"))
+                except (KeyError, WeightsError):
+                    convention = "0/1"
+                net = self.net("siggraph17")
+                job.layers_expected = self._layer_counts["siggraph17"]
+                prediction = guided.colorize_points(net, rgb, points, mask_convention=convention)
+        job.report("colorize", 0.9, "Colourising: applying colour")
+        out = prediction.compose(rgb, controls.color_strength)
+        return Image.fromarray(out, "RGB"), prediction
 
 
 class _Job:
@@ -570,6 +628,40 @@ COLOR_REPLACED_NOTE = (
 )
 
 
+def _color_replaced_note(colorize: str) -> str:
+    return COLOR_REPLACED_NOTE if colorize == "auto" else COLOR_REPLACED_NOTE.replace("as DDColor does", "as the model does")
+
+
+def _check_guidance(colorize: object, reference: object, hints: object) -> Image.Image | None:
+    """The reference photo (loaded) for "reference"; one-line InputErrors for missing or misplaced guidance."""
+    if colorize == "reference":
+        if reference is None:
+            raise InputError("colorize='reference' needs a reference photo (reference=...).")
+        try:
+            ref = imageio.load_rgb(reference)
+        except InputError as exc:
+            raise InputError(f"Reference photo: {exc}") from None
+        from .stages.guided import check_reference
+
+        check_reference(np.asarray(ref))
+        return ref
+    if reference is not None:
+        raise InputError("A reference photo is only used with colorize='reference'.")
+    if hints is not None and colorize != "points":
+        raise InputError("Colour points (hints) are only used with colorize='points'.")
+    return None
+
+
+def _points(colorize: object, hints: object, size: tuple[int, int], notes: list[str]) -> list:
+    if colorize != "points":
+        return []
+    from .stages.guided import check_points
+
+    points, more = check_points(hints, size)  # type: ignore[arg-type]
+    notes.extend(more)
+    return points
+
+
 def _check_colorize(colorize: object, colorize_model: object) -> str | None:
     """The DDColor component a colour request needs (None for "none"); one-line InputErrors otherwise."""
     from .stages.colorize import check_model
@@ -577,6 +669,8 @@ def _check_colorize(colorize: object, colorize_model: object) -> str | None:
     if colorize not in COLORIZE_MODES:
         raise InputError(f"colorize must be one of {', '.join(COLORIZE_MODES)}, not {colorize!r}.")
     component = check_model(colorize_model)
+    if colorize in GUIDED_COMPONENTS:
+        return GUIDED_COMPONENTS[colorize][-1]  # type: ignore[index]
     return None if colorize == "none" else component
 
 

@@ -7,6 +7,8 @@ us compare our networks against the official code bit for bit.
 * Global networks: ``reference/global/SPEC.md`` section 10 (seeded by file path and tensor name).
 * Face generator: ``reference/face/SPEC.md`` section 3, scheme ``bopbtl-face-seeded-v1``.
 * DDColor: ``reference/colorize/ddcolor/SPEC.md`` section 8, scheme ``ddcolor-seeded-v1`` (``seeded_color``).
+* Deep Exemplar: ``reference/colorize/exemplar/SPEC.md`` section 9, scheme ``exemplar-seeded-v1``.
+* SIGGRAPH17: ``reference/colorize/siggraph17/SPEC.md`` section 10 (the global scheme unchanged).
 """
 
 from __future__ import annotations
@@ -49,8 +51,44 @@ def global_seeded_state_dict(manifest: Manifest, seed: int) -> dict[str, torch.T
     return out
 
 
+EXEMPLAR_COLORNET = "checkpoints/video_moredata_l1/colornet_iter_76000.pth"
+
+
+def exemplar_seeded_state_dict(manifest: Manifest, seed: int) -> dict[str, torch.Tensor]:
+    """Exemplar SPEC §9 (``exemplar-seeded-v1``): the global generator per tensor, scaled by kind.
+
+    The colour network gets "Dirac plus 0.25 x He" 3x3 kernels so that its output stays smooth in
+    its input (the SPEC explains why); the rule order below is the SPEC's.
+    """
+    out: dict[str, torch.Tensor] = {}
+    colornet = manifest.file == EXEMPLAR_COLORNET
+    for name, shape, _dtype in manifest.tensors:
+        g = torch.Generator().manual_seed(zlib.crc32(f"{manifest.file}|{name}".encode()) ^ seed)
+        r = torch.randn(shape, generator=g, dtype=torch.float32)
+        if name.endswith("bias"):
+            t = r * 0.1
+        elif tuple(shape) == (1,):  # PReLU slope (one per module)
+            t = r * 0.05 + 0.25
+        elif len(shape) == 4 and math.prod(shape[1:]) == 1:  # depthwise 1x1 (conv*_norm_ss)
+            t = r * 0.1 + 1.0
+        elif colornet and len(shape) == 4 and shape[2:] == (3, 3):
+            o, i = shape[0], shape[1]
+            t = r * (0.25 * math.sqrt(2.0 / (i * 9)))
+            idx = torch.arange(o)
+            t[idx, idx % i, 1, 1] += 1.0
+        elif colornet and name == "conv10_ab.weight":
+            t = r * math.sqrt(0.25 / 128)
+        elif len(shape) == 4:
+            t = r * math.sqrt(2.0 / math.prod(shape[1:]))
+        else:
+            raise ValueError(f"no seeded rule for tensor {name!r}")
+        out[name] = t
+    return out
+
+
 GLOBAL_SEED = 36
 FACE_SEED = 1234
+EXEMPLAR_COMPONENTS = ("exemplar_vgg19", "exemplar_nonlocal", "exemplar_colornet")
 
 
 def seeded_state_dict(component: str, seed: int | None = None) -> dict[str, torch.Tensor]:
@@ -66,6 +104,8 @@ def seeded_state_dict(component: str, seed: int | None = None) -> dict[str, torc
         from .seeded_face import face_seeded_state_dict
 
         return face_seeded_state_dict(manifest, FACE_SEED if seed is None else seed)
+    if component in EXEMPLAR_COMPONENTS:
+        return exemplar_seeded_state_dict(manifest, GLOBAL_SEED if seed is None else seed)
     sd = global_seeded_state_dict(manifest, GLOBAL_SEED if seed is None else seed)
     if component == "retinaface_resnet50":
         # RetinaFace has no golden set; the global scheme covers its tensor kinds, but a random
@@ -85,12 +125,12 @@ def write_seeded_weights(out_dir, components=None) -> None:
 
     from safetensors.torch import save_file
 
-    from .weights.manifests import COLOR_COMPONENTS, COMPONENT_MANIFESTS
+    from .weights.manifests import COLOR_COMPONENTS, COMPONENT_MANIFESTS, GUIDED_COLOR_COMPONENTS
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # colour weights are named explicitly (the three DDColor-L files are ~0.9 GB each)
-    for comp in components or [c for c in COMPONENT_MANIFESTS if c not in COLOR_COMPONENTS]:
+    for comp in components or [c for c in COMPONENT_MANIFESTS if c not in (*COLOR_COMPONENTS, *GUIDED_COLOR_COMPONENTS)]:
         path = out / f"{comp}.safetensors"
         if path.exists():
             continue

@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""GIMP 3 plug-in: Filters > Enhance > "Restore Old Photo..." (oldphoto, Wan et al. CVPR 2020).
+"""GIMP 3 plug-in: Filters > Enhance > "Restore Old Photo..." (oldphoto, Wan et al. CVPR 2020) and
+"Colourise Old Photo..." (DDColor, Kang et al. ICCV 2023).
 
 GIMP's Python has no torch, so this file only moves pixels: it reads the active layer as 8-bit sRGB,
-sends it to an oldphoto worker (``oldphoto_bridge.py``, installed next to this file together with
+sends it to an oldphoto worker (the bridge client ``oldphoto_bridge/``, shared with the Krita
+plug-in and installed next to this file together with
 the worker's config, see ``oldphoto gimp install``), and puts the answer into a new layer
 "Restored" above the original (optionally with a layer mask from the damage mask), and/or the
 damage mask into a channel "Scratch mask", all in one undo group. The original layer is never written.
+Colour (an option of Restore, or the Colourise filter alone) comes back from the worker the same way;
+with "Put the colour in a 'Color' mode layer" it becomes a layer "Colour" in GIMP's LCh Color mode
+above the layer whose lightness it keeps, so the user can paint the colour away. A grayscale image
+is converted to RGB first (in the same undo group; the layer's values are kept), since a grayscale
+image cannot hold colour.
 
 Install with ``oldphoto gimp install``: GIMP only loads ``plug-ins/<name>/<name>.py`` when the file
 is executable, and the bridge and pixel helpers must sit beside it.
@@ -48,6 +55,25 @@ HELP = (
     "The computation runs in the oldphoto worker (the Python environment where oldphoto is "
     "installed); run `oldphoto gimp install` there to (re)connect this plug-in."
 )
+COLORIZE_PROCEDURE = "plug-in-colorize-old-photo"
+COLORIZE_LABEL = "Colourise Old Photo"
+COLOR_HELP = (
+    "Colour comes from DDColor (Kang et al., ICCV 2023): the layer's lightness is kept and its colour "
+    "predicted. Models: 'ModelScope' natural colours (default), 'Paper' the published model, "
+    "'Artistic' more vivid, 'Tiny' the fastest on a CPU. Colour strength: how much of the predicted "
+    "colour is kept (0 = grey). A layer that already has colour is left alone unless 'If the layer "
+    "has colour' is 'Replace the existing colour'. 'Put the colour in a Color mode layer' adds the "
+    "colour as a layer 'Colour' in LCh Color mode above the layer whose lightness it keeps (the "
+    "original, or 'Restored'): erase or mask it to take colour away. A grayscale image is converted to "
+    "RGB first (Undo takes it back)."
+)
+COLORIZE_HELP = (
+    "Colourises a black-and-white photo without repairing it. The result goes into a new layer "
+    "'Colourised' above the active layer; the original layer is kept unchanged.\n\n" + COLOR_HELP + "\n\n"
+    "The computation runs in the oldphoto worker; run `oldphoto gimp install` there to (re)connect this plug-in."
+)
+HELP = HELP.replace("\n\nThe computation", f"\n\nColourise: also colourise the result. {COLOR_HELP}\n\nThe computation")
+COLOR_LAYER_NAME = "Colour"
 SCRATCHES = {"none": "none", "detect": "auto", "selection": "mask"}
 """Dialog choice -> bridge ``scratches`` value."""
 CHANNEL_NAME = "Scratch mask"
@@ -66,19 +92,21 @@ def _return(procedure, status, message: str | None = None):
 def run(procedure, run_mode, image, drawables, config, data):
     """Every path ends in a PDB status with a message; no exception may escape into GIMP. GIMP shows
     the message of an error status itself (an error dialog in the UI, stderr in batch mode)."""
+    colorize_only = procedure.get_name() == COLORIZE_PROCEDURE
+    label = COLORIZE_LABEL if colorize_only else LABEL
     try:
         if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config):
             return _return(procedure, Gimp.PDBStatusType.CANCEL)
-        restore_layer(image, drawables, config)
+        (colorize_layer if colorize_only else restore_layer)(image, drawables, config)
     except PluginError as exc:
         return _return(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
     except bridge.WorkerCancelled:
         return _return(procedure, Gimp.PDBStatusType.CANCEL)
     except bridge.OldPhotoError as exc:  # worker missing, weights missing, out of memory, ...
-        return _return(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, f"{LABEL}: {exc}")
+        return _return(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, f"{label}: {exc}")
     except Exception as exc:  # a bug: still a message, never a traceback dialog
         return _return(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
-                       f"{LABEL} failed unexpectedly ({type(exc).__name__}: {exc}). Please report this.")
+                       f"{label} failed unexpectedly ({type(exc).__name__}: {exc}). Please report this.")
     finally:
         Gimp.progress_end()
     return _return(procedure, Gimp.PDBStatusType.SUCCESS)
@@ -90,72 +118,143 @@ def _dialog(procedure, config) -> bool:
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
 
-    GimpUi.init(PROCEDURE)
-    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title=f"{LABEL}…")
+    GimpUi.init(procedure.get_name())
+    title = COLORIZE_LABEL if procedure.get_name() == COLORIZE_PROCEDURE else LABEL
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title=f"{title}…")
     dialog.fill(None)
     ok = dialog.run()
     dialog.destroy()
     return bool(ok)
 
 
-def restore_layer(image, drawables, config) -> None:
+def _source_layer(drawables, label: str):
     if len(drawables) != 1:
-        raise PluginError(f"{LABEL} works on one layer at a time; select exactly one layer.")
+        raise PluginError(f"{label} works on one layer at a time; select exactly one layer.")
     src = drawables[0]
     if not src.is_layer():
-        raise PluginError(f"{LABEL} works on a layer; select a layer (not a channel or a layer mask).")
-    scratches = SCRATCHES.get(config.get_property("scratches"), "none")
-    faces = bool(config.get_property("faces"))
-    hr = bool(config.get_property("hr"))
-    output = config.get_property("output")
-    output = output if output in OUTPUTS else "layer"
-    want_channel = bool(config.get_property("mask-channel")) or output == "detect-only"
-    adjust = {
-        "strength": float(config.get_property("strength")),
-        "face_strength": float(config.get_property("face-strength")),
-        "scratch_threshold": float(config.get_property("scratch-threshold")),
-        "mask_grow": int(config.get_property("mask-grow")),
-    }
-    if scratches == "none" and output != "detect-only" and (output == "layer-mask" or want_channel):
-        what = ("'New layer with a layer mask from the damage mask'" if output == "layer-mask"
-                else "'Add the damage mask as a channel'")
-        raise PluginError(f"{what} needs a damage mask: set Scratches to 'Detect automatically' or "
-                          "'Use selection as damage mask'.")
+        raise PluginError(f"{label} works on a layer; select a layer (not a channel or a layer mask).")
+    return src
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    worker_config = bridge.WorkerConfig.load(os.path.join(here, bridge.CONFIG_NAME))  # fail before any work
+
+COLOR_FIELDS = ("colorize_model", "color_strength", "existing_color")
+"""The bridge options the Colourise filter has controls for (its colour method is always "auto")."""
+
+
+def restore_options(config, names=None) -> bridge.RestoreOptions:
+    """The dialog's controls as the bridge's options: every field comes from the procedure argument
+    of the same name (``_`` written ``-``), so a control added to the protocol cannot be forgotten.
+    ``names``: only these fields (the Colourise filter has the colour controls only)."""
+    names = bridge.RestoreOptions.names() if names is None else names
+    values = {name: config.get_property(name.replace("_", "-")) for name in names}
+    if "scratches" in values:
+        values["scratches"] = SCRATCHES.get(values["scratches"], "none")
+    return bridge.RestoreOptions.from_values(values)
+
+
+def _read_layer(src):
+    """The layer's pixels as 8-bit sRGB without alpha (what the worker takes), and its geometry."""
     w, h = src.get_width(), src.get_height()
     _, ox, oy = src.get_offsets()
     rect = Gegl.Rectangle.new(0, 0, w, h)
-    mask = _selection_mask(image, (ox, oy), (w, h)) if scratches == "mask" and output != "detect-only" else None
-
-    Gimp.progress_init(f"{LABEL}: reading the layer")
     rgba = src.get_buffer().get(rect, 1.0, pixels.READ_RGBA, Gegl.AbyssPolicy.CLAMP)
-    rgb = pixels.rgba_to_rgb(rgba, w, h)
+    return pixels.rgba_to_rgb(rgba, w, h), w, h, (ox, oy), rect
 
+
+def _reporters(label: str):
     def status(message: str) -> None:
-        Gimp.progress_set_text(f"{LABEL}: {message}")
+        Gimp.progress_set_text(f"{label}: {message}")
 
     def progress(fraction: float, message: str) -> None:
         Gimp.progress_update(0.05 + 0.9 * max(0.0, min(1.0, fraction)))
         if message:
             status(message)
 
+    return status, progress
+
+
+def _worker_config():
+    here = os.path.dirname(os.path.abspath(__file__))
+    return bridge.WorkerConfig.load(os.path.join(here, bridge.CONFIG_NAME))  # fail before any work
+
+
+def _ensure_rgb(image) -> None:
+    """A grayscale image cannot hold colour: convert it to RGB (undoable; the layers' values are kept)."""
+    if image.get_base_type() == Gimp.ImageBaseType.GRAY:
+        image.convert_rgb()
+
+
+def _write_color(image, src, out_rgb: bytes, base_rgb: bytes | None, rect, color_layer: bool, name: str):
+    """The colour result: a normal layer ``name``, or with ``color_layer`` a layer "Colour" in LCh Color
+    mode over ``src`` (or over a new layer ``name`` holding ``base_rgb``, the uncoloured result).
+    Returns the new layer directly above ``src``."""
+    _ensure_rgb(image)
+    if not color_layer:
+        return _write_result(image, src, out_rgb, rect, name)
+    under = _write_result(image, src, base_rgb, rect, name) if base_rgb is not None else src
+    colour = _write_result(image, under, out_rgb, rect, COLOR_LAYER_NAME)
+    colour.set_mode(Gimp.LayerMode.LCH_COLOR)
+    return colour if under is src else under
+
+
+def colorize_layer(image, drawables, config) -> None:
+    """Colourise Old Photo: the active layer's colour predicted, into a new layer above it."""
+    src = _source_layer(drawables, COLORIZE_LABEL)
+    options = restore_options(config, COLOR_FIELDS)
+    color_layer = bool(config.get_property("color-layer"))
+    worker_config = _worker_config()
+    Gimp.progress_init(f"{COLORIZE_LABEL}: reading the layer")
+    rgb, w, h, _offsets, rect = _read_layer(src)
+    status, progress = _reporters(COLORIZE_LABEL)
+    status("connecting to the oldphoto worker")
+    with bridge.WorkerClient.connect(worker_config, status=status) as client:
+        out_rgb, _info = client.colorize(rgb, w, h, options, progress=progress)
+    status("writing the result")
+    image.undo_group_start()
+    try:
+        _write_color(image, src, out_rgb, None, rect, color_layer, "Colourised")
+    finally:
+        image.undo_group_end()
+    Gimp.progress_update(1.0)
+    Gimp.displays_flush()
+
+
+def restore_layer(image, drawables, config) -> None:
+    src = _source_layer(drawables, LABEL)
+    options = restore_options(config)
+    scratches = options.scratches
+    output = config.get_property("output")
+    output = output if output in OUTPUTS else "layer"
+    want_channel = bool(config.get_property("mask-channel")) or output == "detect-only"
+    color_layer = options.colorize != "none" and bool(config.get_property("color-layer"))
+    if scratches == "none" and output != "detect-only" and (output == "layer-mask" or want_channel):
+        what = ("'New layer with a layer mask from the damage mask'" if output == "layer-mask"
+                else "'Add the damage mask as a channel'")
+        raise PluginError(f"{what} needs a damage mask: set Scratches to 'Detect automatically' or "
+                          "'Use selection as damage mask'.")
+
+    worker_config = _worker_config()
+    Gimp.progress_init(f"{LABEL}: reading the layer")
+    rgb, w, h, (ox, oy), rect = _read_layer(src)
+    mask = _selection_mask(image, (ox, oy), (w, h)) if scratches == "mask" and output != "detect-only" else None
+    status, progress = _reporters(LABEL)
     status("connecting to the oldphoto worker")
     out_rgb = used_mask = None
+    info: dict = {}
     with bridge.WorkerClient.connect(worker_config, status=status) as client:
         if output == "detect-only":
-            used_mask = client.detect(rgb, w, h, scratch_threshold=adjust["scratch_threshold"],
-                                      mask_grow=adjust["mask_grow"], progress=progress)
+            used_mask = client.detect(rgb, w, h, options, progress=progress)
         else:
-            out_rgb, info = client.restore(rgb, w, h, scratches=scratches, mask=mask, hr=hr, faces=faces,
-                                           want_mask=want_channel or output == "layer-mask", progress=progress,
-                                           **adjust)
+            out_rgb, info = client.restore(rgb, w, h, options, mask=mask, want_base=color_layer,
+                                           want_mask=want_channel or output == "layer-mask", progress=progress)
             used_mask = info.get("mask_pixels")
     status("writing the result")
     image.undo_group_start()  # layer, layer mask and channel: one step in Edit > Undo
     try:
-        if out_rgb is not None:
+        if out_rgb is not None and info.get("colorized"):
+            dst = _write_color(image, src, out_rgb, info.get("base_pixels"), rect, color_layer, "Restored")
+            if output == "layer-mask" and used_mask is not None:
+                _add_layer_mask(dst, used_mask, rect)
+        elif out_rgb is not None:
             dst = _write_result(image, src, out_rgb, rect)
             if output == "layer-mask" and used_mask is not None:
                 _add_layer_mask(dst, used_mask, rect)
@@ -163,6 +262,9 @@ def restore_layer(image, drawables, config) -> None:
             _add_channel(image, used_mask, (ox, oy), (w, h))
     finally:
         image.undo_group_end()
+    if info.get("color_kept"):
+        Gimp.message(f"{LABEL}: the layer already has colour, so the result was not colourised; set 'If the "
+                     "layer has colour' to 'Replace the existing colour' to colourise it.")
     Gimp.progress_update(1.0)
     Gimp.displays_flush()
 
@@ -204,8 +306,8 @@ def _selection_mask(image, offsets: tuple[int, int], size: tuple[int, int]) -> b
     return mask
 
 
-def _write_result(image, src, rgb: bytes, rect):
-    """New layer "Restored" above ``src`` (returned): same size, offsets and alpha, in the image's precision.
+def _write_result(image, src, rgb: bytes, rect, name: str = "Restored"):
+    """New layer ``name`` above ``src`` (returned): same size, offsets and alpha, in the image's precision.
 
     The restored color is written as 8-bit sRGB (babl converts it to the image's precision and
     linear/perceptual encoding), then read back in the native component type so that the alpha
@@ -218,7 +320,7 @@ def _write_result(image, src, rgb: bytes, rect):
         layer_type = Gimp.ImageType.GRAYA_IMAGE if has_alpha else Gimp.ImageType.GRAY_IMAGE
     else:
         layer_type = Gimp.ImageType.RGBA_IMAGE if has_alpha else Gimp.ImageType.RGB_IMAGE
-    dst = Gimp.Layer.new(image, "Restored", w, h, layer_type, 100.0, Gimp.LayerMode.NORMAL)
+    dst = Gimp.Layer.new(image, name, w, h, layer_type, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(dst, src.get_parent(), image.get_item_position(src))
     _, ox, oy = src.get_offsets()
     dst.set_offsets(ox, oy)
@@ -242,11 +344,21 @@ class RestoreOldPhoto(Gimp.PlugIn):
         return False
 
     def do_query_procedures(self):
-        return [PROCEDURE]
+        return [PROCEDURE, COLORIZE_PROCEDURE]
 
     def do_create_procedure(self, name):
         Gegl.init(None)
         p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        if name == COLORIZE_PROCEDURE:
+            p.set_image_types("RGB*, GRAY*")
+            p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+            p.set_menu_label(f"{COLORIZE_LABEL}…")
+            p.add_menu_path("<Image>/Filters/Enhance")
+            p.set_documentation("Colourise a black-and-white photo into a new layer (oldphoto, DDColor)",
+                                COLORIZE_HELP, name)
+            p.set_attribution("oldphoto contributors", "oldphoto contributors (MIT)", "2025")
+            _add_color_arguments(p)
+            return p
         p.set_image_types("RGB*, GRAY*")
         p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
         p.set_menu_label(f"{LABEL}…")
@@ -286,7 +398,34 @@ class RestoreOldPhoto(Gimp.PlugIn):
                                "Save the damage mask used as the channel 'Scratch mask' (edit it, then Select > "
                                "From Channel and run with 'Use selection as damage mask')", False,
                                GObject.ParamFlags.READWRITE)
+        colorize = Gimp.Choice.new()
+        colorize.add("none", 0, "No colour", "Keep the photo's tones")
+        colorize.add("auto", 1, "Automatic (DDColor)", "Colourise the result with DDColor (the last stage)")
+        p.add_choice_argument("colorize", "Colo_urise", "Colour the result", colorize, "none",
+                              GObject.ParamFlags.READWRITE)
+        _add_color_arguments(p)
         return p
+
+
+def _add_color_arguments(p) -> None:
+    """The colour controls, shared by both procedures (``Restorer``'s colour keywords, same defaults)."""
+    models = Gimp.Choice.new()
+    models.add("modelscope", 0, "ModelScope (natural colours)", "DDColor trained on ImageNet (the default)")
+    models.add("paper", 1, "Paper", "The published DDColor model")
+    models.add("artistic", 2, "Artistic (more vivid)", "DDColor trained on more, more colourful photos")
+    models.add("tiny", 3, "Tiny (fastest)", "The small DDColor: fastest on a CPU")
+    p.add_choice_argument("colorize-model", "Colour _model", "Which DDColor model predicts the colour", models,
+                          "modelscope", GObject.ParamFlags.READWRITE)
+    p.add_double_argument("color-strength", "Colour str_ength", "How much of the predicted colour is kept (0 = grey)",
+                          0.0, 1.0, 1.0, GObject.ParamFlags.READWRITE)
+    existing = Gimp.Choice.new()
+    existing.add("grey-only", 0, "Only colourise a grey layer", "A layer that already has colour is left alone")
+    existing.add("replace", 1, "Replace the existing colour", "Predict new colour from the layer's lightness")
+    p.add_choice_argument("existing-color", "_If the layer has colour", "What to do with a layer that has colour",
+                          existing, "grey-only", GObject.ParamFlags.READWRITE)
+    p.add_boolean_argument("color-layer", "Put the colour in a Color mode la_yer",
+                           "Add the colour as a layer 'Colour' in LCh Color mode over the layer whose lightness it "
+                           "keeps, so that it can be painted away", False, GObject.ParamFlags.READWRITE)
 
 
 if __name__ == "__main__":

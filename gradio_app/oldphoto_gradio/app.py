@@ -36,7 +36,8 @@ INTRO = """\
 # oldphoto: bring old photos back to life
 Upload a scanned old photo and press **Restore**. The networks are those of *Bringing Old Photos Back
 to Life* (Wan et al., CVPR 2020): global restoration in latent space, optional scratch repair (detected
-or painted by you) and face enhancement. Drag the slider to compare before and after.
+or painted by you) and face enhancement; black-and-white photos can be colourised automatically with
+DDColor (Kang et al., ICCV 2023). Drag the slider to compare before and after.
 """
 
 CSS = """
@@ -127,9 +128,9 @@ def build_app(
 
     def gpu_restore(photo: Image.Image, mask: np.ndarray | None, scratches: str, hr: bool, faces: bool,
                     progress: Any = None, cancel: threading.Event | None = None,
-                    adjust: dict[str, Any] | None = None) -> Any:
+                    adjust: dict[str, Any] | None = None, color: dict[str, Any] | None = None) -> Any:
         return holder.get().restore(photo, scratches=scratches, mask=mask, hr=hr, faces=faces,
-                                    progress=reporter(progress), cancel=cancel, **(adjust or {}))
+                                    progress=reporter(progress), cancel=cancel, **(adjust or {}), **(color or {}))
 
     def gpu_detect(photo: Image.Image, progress: Any = None, scratch_threshold: float = service.SCRATCH_THRESHOLD
                    ) -> np.ndarray:
@@ -194,6 +195,10 @@ def build_app(
         face_strength: float = 1.0,
         scratch_threshold: float = service.SCRATCH_THRESHOLD,
         mask_grow: float = 0,
+        colorize: str = "none",
+        colorize_model: str = "modelscope",
+        color_strength: float = 1.0,
+        existing_color: str = "grey-only",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker here
         request: gr.Request = None,  # type: ignore[assignment]  # injected by Gradio (session for Cancel)
     ) -> tuple[Any, ...]:
@@ -209,6 +214,11 @@ def build_app(
             face_strength: 0..1, how much of each enhanced face is blended in (default 1).
             scratch_threshold: 0..1, detection probability from which a pixel is a scratch (default 0.4).
             mask_grow: 0..64, pixels by which the scratch mask is widened (default 0).
+            colorize: "none" (default) or "auto" (colourise the result with DDColor).
+            colorize_model: "modelscope" (default), "paper", "artistic" or "tiny" (fastest).
+            color_strength: 0..1, share of the predicted colour kept (1 = full, the default; 0 = grey).
+            existing_color: "grey-only" (default: a photo that already has colour is not colourised, and
+                the summary says so) or "replace" (its colour is replaced by the predicted one).
 
         Returns:
             (before, after) images, the full-resolution PNG, a summary, the scratch mask used, face crops.
@@ -217,13 +227,15 @@ def build_app(
             prepared = service.prepare_photo(photo, max_side=max_side)
             req = service.build_request(prepared, scratches, painted, hr=hr, faces=faces, strength=strength,
                                         face_strength=face_strength, scratch_threshold=scratch_threshold,
-                                        mask_grow=mask_grow)
+                                        mask_grow=mask_grow, colorize=colorize, colorize_model=colorize_model,
+                                        color_strength=color_strength, existing_color=existing_color)
+            prepared.notices.extend(req.notices)  # shown in the summary, also after a re-blend
             for notice in prepared.notices:
                 gr.Warning(notice)
             cancel = running[session_key(request)] = threading.Event()
             try:
                 result = run_on_gpu(prepared.photo, req.mask, req.scratches, req.hr, req.faces, progress, cancel,
-                                    req.adjust)
+                                    req.adjust, req.color)
             finally:
                 if running.get(session_key(request)) is cancel:
                     del running[session_key(request)]
@@ -241,7 +253,8 @@ def build_app(
             out.faces,
         )
 
-    def readjust(strength: float, face_strength: float, request: gr.Request = None) -> tuple[Any, ...]:  # type: ignore[assignment]
+    def readjust(strength: float, face_strength: float, color_strength: float = 1.0,
+                 request: gr.Request = None) -> tuple[Any, ...]:  # type: ignore[assignment]
         """Strength sliders moved: re-blend this session's last result (no network runs, no GPU)."""
         item = kept.get(session_key(request))
         if item is None:
@@ -249,11 +262,12 @@ def build_app(
         prepared, result = item
         t = time.perf_counter()
         try:
-            out = service.reblend(prepared, result, strength, face_strength, results.new_folder())
+            out = service.reblend(prepared, result, strength, face_strength, results.new_folder(),
+                                  color_strength=color_strength)
         except Exception as exc:
             raise _error(exc) from exc
-        log.info("re-blended with strength %g, face strength %g in %.2f s (no network)", strength, face_strength,
-                 time.perf_counter() - t)
+        log.info("re-blended with strength %g, face strength %g, colour strength %g in %.2f s (no network)",
+                 strength, face_strength, color_strength, time.perf_counter() - t)
         return (out.before, out.after), str(out.download), out.summary
 
     def forget(request: gr.Request = None) -> None:  # type: ignore[assignment]
@@ -283,11 +297,22 @@ def build_app(
                 with gr.Row():
                     faces = gr.Checkbox(value=True, label="Enhance faces", elem_id="faces")
                     hr = gr.Checkbox(value=False, label="High-resolution mode (HR)", elem_id="hr")
+                with gr.Group(elem_id="colour-group"):
+                    colorize = gr.Radio(list(service.COLOR_CHOICES), value="none", label="Colour",
+                                        elem_id="colorize")
+                    with gr.Group(visible=False, elem_id="colour-options") as colour_options:
+                        colorize_model = gr.Dropdown(list(service.COLOR_MODELS), value="modelscope",
+                                                     label="Colour model", elem_id="colorize-model")
+                        existing_color = gr.Radio(list(service.EXISTING_COLOR_CHOICES), value="grey-only",
+                                                  label="If the photo already has colour", elem_id="existing-color")
+                        gr.Markdown(service.COLOR_HELP, padding=True)
                 with gr.Accordion("Adjust", open=False, elem_id="adjust"):
                     gr.Markdown(service.ADJUST_HELP, padding=True)
                     strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength", elem_id="strength")
                     face_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Face strength",
                                               elem_id="face-strength")
+                    color_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Colour strength",
+                                               elem_id="color-strength")
                     scratch_threshold = gr.Slider(0, 1, value=service.SCRATCH_THRESHOLD, step=0.05,
                                                   label="Scratch threshold", elem_id="scratch-threshold")
                     mask_grow = gr.Slider(0, service.MASK_GROW_MAX, value=0, step=1, label="Mask grow (pixels)",
@@ -322,19 +347,23 @@ def build_app(
         scratches.change(show_editor, inputs=scratches, outputs=paint_group, api_visibility="private").then(
             fill_editor, inputs=[photo, scratches], outputs=editor, api_visibility="private"
         )
+        colorize.change(lambda choice: gr.update(visible=choice != "none"), inputs=colorize, outputs=colour_options,
+                        api_visibility="private", queue=False)
         detect_btn.click(detect_into_editor, inputs=[photo, scratch_threshold], outputs=editor, api_visibility="private",
                          concurrency_id="restore", concurrency_limit=1)
         restore_job = restore_btn.click(
             restore,
-            inputs=[photo, scratches, editor, faces, hr, strength, face_strength, scratch_threshold, mask_grow],
+            inputs=[photo, scratches, editor, faces, hr, strength, face_strength, scratch_threshold, mask_grow,
+                    colorize, colorize_model, color_strength, existing_color],
             outputs=[slider, download, summary, mask_img, faces_gallery],
             api_name=API_NAME,
             concurrency_id="restore",
             concurrency_limit=1,
         )
         restore_job.success(lambda: gr.update(visible=True), outputs=download, api_visibility="private")
-        for control in (strength, face_strength):
-            control.release(readjust, inputs=[strength, face_strength], outputs=[slider, download, summary],
+        for control in (strength, face_strength, color_strength):
+            control.release(readjust, inputs=[strength, face_strength, color_strength],
+                            outputs=[slider, download, summary],
                             api_visibility="private", concurrency_id="adjust", concurrency_limit=4)
         cancel_btn.click(cancel_job, api_visibility="private", cancels=[restore_job], queue=False)
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)

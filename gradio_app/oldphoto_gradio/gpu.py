@@ -18,12 +18,14 @@ MAX_SECONDS = 120
 
 
 def gpu_seconds(photo: Any, mask: Any = None, scratches: str = "none", hr: bool = False, faces: bool = True,
+                progress: Any = None, cancel: Any = None, adjust: Any = None, color: dict | None = None,
                 *_: Any, **__: Any) -> int:
     """Seconds of GPU to request for one restoration (same arguments as the decorated function).
 
     Rough budget per megapixel on a shared A100 slice, with network loading on the first call:
     quality mode is cheap, scratch handling (detection + non-local mapping) and HR cost more, faces
-    add a fixed amount per run.
+    add a fixed amount per run; colour (``color`` names a ``colorize`` method) runs its network at a
+    fixed 512 px plus a full-size colour conversion.
     """
     w, h = getattr(photo, "size", (1024, 1024))
     mp = w * h / 1e6
@@ -32,7 +34,10 @@ def gpu_seconds(photo: Any, mask: Any = None, scratches: str = "none", hr: bool 
         per_mp += 15.0
     if hr:
         per_mp += 15.0
-    seconds = 15.0 + per_mp * mp + (15.0 if faces else 0.0)
+    colour = bool(color) and color.get("colorize", "none") != "none"
+    if colour:
+        per_mp += 3.0
+    seconds = 15.0 + per_mp * mp + (15.0 if faces else 0.0) + (10.0 if colour else 0.0)
     return int(min(MAX_SECONDS, max(MIN_SECONDS, round(seconds))))
 
 

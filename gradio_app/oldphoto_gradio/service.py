@@ -54,6 +54,35 @@ WEIGHTS_HELP = (
 )
 
 
+COLOR_CHOICES = (
+    ("No colour (keep the photo's tones)", "none"),
+    ("Automatic (DDColor)", "auto"),
+)
+"""The Colour control: ``Restorer.restore``'s ``colorize`` values. Later kinds of colour (from a
+reference photo, from colour points) are added here, and :func:`color_request` says what each needs."""
+
+COLOR_MODELS = (
+    ("ModelScope: natural colours (default)", "modelscope"),
+    ("Paper: the published model", "paper"),
+    ("Artistic: more vivid", "artistic"),
+    ("Tiny: fastest on a CPU", "tiny"),
+)
+"""``colorize_model`` values: the four DDColor checkpoints."""
+
+EXISTING_COLOR_CHOICES = (
+    ("Only if the photo is grey (keep existing colour)", "grey-only"),
+    ("Replace the existing colour", "replace"),
+)
+"""What to do with a photo that already has colour: DDColor keeps only its lightness, so replacing
+its colour is something the user must ask for."""
+
+COLOR_HELP = (
+    "**Colour**: *Automatic* colourises the restored photo with DDColor (Kang et al., ICCV 2023); the "
+    "photo's own lightness is kept and only the colour is predicted. *ModelScope* gives natural "
+    "colours, *Artistic* more vivid ones, *Tiny* is the fastest on a CPU. A photo that already has "
+    "colour is left as it is unless you choose “Replace the existing colour”."
+)
+
 MAX_FACES_SHOWN = 12
 """Faces shown before/after in the gallery; a crowd photo still gets every face enhanced."""
 
@@ -104,8 +133,9 @@ def editor_preview(photo: Image.Image, max_side: int = EDITOR_MAX_SIDE) -> Image
 ADJUST_HELP = (
     "**Strength**: how much of the restoration is kept (lower it when the photo looks too smooth or "
     "painted). **Face strength**: how much of each enhanced face is blended in (lower it when a face "
-    "looks wrong). Moving these two after a restore re-blends the kept result at once, without running "
-    "the networks again. **Scratch threshold**: lower finds more damage, higher spares thin lines that "
+    "looks wrong). **Colour strength**: how much of the predicted colour is kept (0 gives the grey "
+    "photo back; lower it when the colours look too strong). Moving these three after a restore "
+    "re-blends the kept result at once, without running the networks again. **Scratch threshold**: lower finds more damage, higher spares thin lines that "
     "are not scratches (fence posts, wires); it also applies to “Start from the detected scratches”. "
     "**Mask grow**: widens the scratch mask by that many pixels when scratch edges stay visible. These "
     "two change what the networks see, so they apply at the next **Restore**. The defaults give the "
@@ -124,6 +154,42 @@ class Request:
     adjust: dict[str, Any] = field(default_factory=lambda: {
         "strength": 1.0, "face_strength": 1.0, "scratch_threshold": SCRATCH_THRESHOLD, "mask_grow": 0})
     """``strength``, ``face_strength``, ``scratch_threshold``, ``mask_grow`` (the library checks them)."""
+    color: dict[str, Any] = field(default_factory=dict)
+    """``colorize``, ``colorize_model``, ``color_strength`` for ``Restorer.restore``; empty: no colour."""
+    notices: list[str] = field(default_factory=list)
+    """What the user must be told about the request (e.g. colour left out of a colour photo); the app
+    adds them to the photo's notices, so that re-blends show them too."""
+
+
+def color_request(photo: Image.Image, colorize: str | None = "none", colorize_model: str | None = "modelscope",
+                  color_strength: float = 1.0, existing_color: str | None = "grey-only") -> tuple[dict[str, Any],
+                                                                                                  list[str]]:
+    """The Colour controls -> ``Restorer.restore`` keywords, and notices for the user.
+
+    With ``existing_color="grey-only"`` a photo that already has colour (``oldphoto.stages.colorize.is_grey``
+    says no) is not colourised, and the notice says how to replace its colour. Values are checked here
+    only as far as the form's choices go; the library checks ranges and says which they are.
+    """
+    colorize = colorize or "none"
+    if colorize == "none":
+        return {}, []
+    known = [value for _, value in COLOR_CHOICES]
+    if colorize not in known:
+        raise UserError(f"Unknown colour option {colorize!r}; use one of: {', '.join(known)}.")
+    models = [value for _, value in COLOR_MODELS]
+    model = colorize_model or "modelscope"
+    if model not in models:
+        raise UserError(f"Unknown colour model {model!r}; use one of: {', '.join(models)}.")
+    existing = existing_color or "grey-only"
+    if existing not in ("grey-only", "replace"):
+        raise UserError(f"Unknown choice for a photo that has colour {existing!r}; use grey-only or replace.")
+    if existing == "grey-only":
+        from oldphoto.stages.colorize import is_grey
+
+        if not is_grey(photo):
+            return {}, ["Your photo already has colour, so it was not colourised. To replace its colour "
+                        "with predicted colour, choose “Replace the existing colour” and restore again."]
+    return {"colorize": colorize, "colorize_model": model, "color_strength": color_strength}, []
 
 
 def build_request(
@@ -137,10 +203,23 @@ def build_request(
     face_strength: float = 1.0,
     scratch_threshold: float = SCRATCH_THRESHOLD,
     mask_grow: float = 0,
+    colorize: str | None = "none",
+    colorize_model: str | None = "modelscope",
+    color_strength: float = 1.0,
+    existing_color: str | None = "grey-only",
 ) -> Request:
-    """The form's scratch option -> ``scratches`` / ``mask`` arguments of the library, plus the adjustments."""
+    """The form's scratch option -> ``scratches`` / ``mask`` arguments of the library, plus the
+    adjustments and the colour options (:func:`color_request`)."""
     adjust = {"strength": strength, "face_strength": face_strength, "scratch_threshold": scratch_threshold,
               "mask_grow": mask_grow}
+    color, notices = color_request(prepared.photo, colorize, colorize_model, color_strength, existing_color)
+    req = _scratch_request(prepared, scratches, editor, hr=hr, faces=faces, adjust=adjust)
+    req.color, req.notices = color, notices
+    return req
+
+
+def _scratch_request(prepared: Prepared, scratches: str, editor: Mapping[str, Any] | None, *, hr: bool,
+                     faces: bool, adjust: dict[str, Any]) -> Request:
     if scratches == "paint":
         mask = editor_to_mask(editor, prepared.photo.size)
         if mask is None:
@@ -184,9 +263,29 @@ class KeptResults:
 
 
 def reblend(prepared: Prepared, result: Any, strength: float, face_strength: float,
-            out_dir: str | Path | None = None) -> Outputs:
-    """A kept result with other strengths, packaged like a restore (the library does the mixing)."""
-    return package_result(prepared, result.reblend(strength=strength, face_strength=face_strength), out_dir)
+            out_dir: str | Path | None = None, color_strength: float | None = None) -> Outputs:
+    """A kept result with other strengths, packaged like a restore (the library does the mixing).
+
+    ``color_strength`` applies only to a colourised result (a result without colour has none to scale).
+    """
+    options: dict[str, Any] = {"strength": strength, "face_strength": face_strength}
+    if color_strength is not None and is_colorized(result):
+        options["color_strength"] = color_strength
+    return package_result(prepared, result.reblend(**options), out_dir)
+
+
+def color_summary(result: Any) -> str:
+    """E.g. "colourised (automatic, Tiny model, colour strength 0.5)" for the summary line."""
+    model = {value: label.split(":")[0] for label, value in COLOR_MODELS}.get(result.color.model, result.color.model)
+    text = f"colourised (automatic, {model} model"  # "auto" is the only method until reference / points
+    if result.controls.color_strength != 1.0:
+        text += f", colour strength {result.controls.color_strength:g}"
+    return text + ")"
+
+
+def is_colorized(result: Any) -> bool:
+    """Whether a ``RestoreResult`` was colourised (it keeps the colour prediction for re-blends)."""
+    return getattr(result, "color", None) is not None
 
 
 def user_message(err: BaseException) -> str:
@@ -219,8 +318,9 @@ class RestorerHolder:
             return self._restorer
 
 
-def preload_networks(restorer: Any) -> list[str]:
-    """Load every mode's networks now; return the messages of the modes whose weights are missing.
+def preload_networks(restorer: Any, colorize_model: str = "modelscope") -> list[str]:
+    """Load every mode's networks, and the default colour model, now; return the messages of the
+    modes whose weights are missing.
 
     A Space preloads at start-up so the first visitor does not wait for loading, and so that on
     ZeroGPU the networks live in the main process (each GPU call runs in a short-lived worker that
@@ -233,6 +333,10 @@ def preload_networks(restorer: Any) -> list[str]:
             restorer.preload(scratches=scratches, hr=hr, faces=True)
         except OldPhotoError as exc:
             problems.append(str(exc))
+    try:  # the other colour models load when first chosen
+        restorer.preload(faces=False, colorize="auto", colorize_model=colorize_model)
+    except OldPhotoError as exc:
+        problems.append(str(exc))
     return problems
 
 
@@ -311,6 +415,8 @@ def package_result(prepared: Prepared, result: Any, out_dir: str | Path | None =
         share = float(np.mean(result.mask)) * 100
         parts.append(f"scratch mask: {result.mask_source}, {share:.1f}% of the photo")
     parts.append(f"{len(result.faces)} face(s) enhanced" if result.faces else "no faces enhanced")
+    if is_colorized(result):
+        parts.append(color_summary(result))
     if result.timings:
         parts.append(f"{sum(result.timings.values()):.1f} s")
     summary = " · ".join(parts) + "."
@@ -338,6 +444,10 @@ def check_photo(src: str | Path | None) -> None:
 __all__ = [
     "DEFAULT_MAX_SIDE",
     "ADJUST_HELP",
+    "COLOR_CHOICES",
+    "COLOR_HELP",
+    "COLOR_MODELS",
+    "EXISTING_COLOR_CHOICES",
     "InputError",
     "KeptResults",
     "MASK_GROW_MAX",
@@ -349,6 +459,7 @@ __all__ = [
     "SCRATCH_CHOICES",
     "UserError",
     "build_request",
+    "color_request",
     "editor_preview",
     "package_result",
     "prepare_photo",

@@ -291,3 +291,77 @@ def test_moving_strength_reblends_without_running_the_networks(browser, seeded_w
         context.close()
         assert not errors, f"JavaScript errors on the page: {errors}"
     print(f"re-blend in the browser: {elapsed:.2f} s")
+
+
+def _chroma_of(url: str) -> float:
+    """Mean spread between the channels of the image at ``url`` (0 for a grey image)."""
+    import urllib.request
+    from io import BytesIO
+
+    import numpy as np
+
+    with urllib.request.urlopen(url) as r, Image.open(BytesIO(r.read())) as im:  # noqa: S310 - 127.0.0.1
+        arr = np.asarray(im.convert("RGB"), dtype=np.int16)
+    return float((arr.max(axis=2) - arr.min(axis=2)).mean())
+
+
+def test_automatic_colour_and_colour_strength(browser, seeded_color_weights_dir, old_photo, tmp_path):
+    """Colour ▸ Automatic with the Tiny model: the before/after view shows a grey photo before and a
+    colour one after; Adjust ▸ Colour strength 0 then gives the grey restoration back without running
+    any network again."""
+    from oldphoto import Restorer
+
+    grey = tmp_path / "grandfather_grey.png"
+    with Image.open(old_photo) as im:
+        im.convert("L").convert("RGB").save(grey)
+    calls: list[dict] = []
+
+    class Counting(Restorer):
+        def restore(self, *args, **kwargs):
+            calls.append({k: kwargs.get(k) for k in ("colorize", "colorize_model", "color_strength")})
+            return super().restore(*args, **kwargs)
+
+    factory = lambda: Counting(device="cpu", weights_dir=seeded_color_weights_dir)  # noqa: E731
+    with serve(seeded_color_weights_dir, restorer_factory=factory) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(url)
+        pg.wait_for_selector("#restore-btn", timeout=60_000)
+        pg.locator("#photo input[type=file]").set_input_files(str(grey))
+        pg.get_by_label("Enhance faces").uncheck()
+        pg.locator("#photo img").first.wait_for(state="visible", timeout=30_000)
+        assert not pg.locator("#colorize-model").is_visible()  # model choice only once colour is chosen
+        pg.get_by_label("Automatic (DDColor)").check()
+        model = pg.locator("#colorize-model input")
+        model.wait_for(state="visible", timeout=10_000)
+        model.click()
+        pg.get_by_role("option", name="Tiny: fastest on a CPU").click()
+        assert pg.get_by_label("Only if the photo is grey (keep existing colour)").is_checked()
+        shot(pg, "8-colour-chosen")
+        pg.click("#restore-btn")
+        pg.locator("#download").wait_for(state="visible", timeout=240_000)
+        assert calls == [{"colorize": "auto", "colorize_model": "tiny", "color_strength": 1}], calls
+        summary = pg.locator("#summary").inner_text()
+        assert "colourised (automatic, Tiny model)" in summary, summary
+        imgs = pg.locator("#result img")
+        assert imgs.count() == 2
+        before_src, after_src = imgs.nth(0).get_attribute("src"), imgs.nth(1).get_attribute("src")
+        assert _chroma_of(before_src) < 1.0
+        assert _chroma_of(after_src) > 2.0, "the after image is not in colour"
+        shot(pg, "9-colourised")
+
+        pg.get_by_text("Adjust", exact=True).click()
+        box = pg.locator("#color-strength input[type=number]")
+        box.wait_for(state="visible", timeout=10_000)
+        box.fill("0")
+        box.press("Tab")
+        pg.locator("#summary").filter(has_text="colour strength 0").wait_for(timeout=60_000)
+        pg.wait_for_function("s => document.querySelectorAll('#result img')[1].src !== s", arg=after_src,
+                             timeout=30_000)
+        assert _chroma_of(imgs.nth(1).get_attribute("src")) < 1.0
+        shot(pg, "10-colour-strength-0")
+        assert len(calls) == 1, f"the networks ran again: {calls}"
+        context.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"

@@ -6,7 +6,10 @@ host test, which has numpy and torch, can check the pixels against ``Restorer.re
 ``OLDPHOTO_CASES=main``: four images (8-bit with an offset layer on a larger canvas, 16-bit linear
 with a selection as damage mask, 32-bit float, grayscale), a 3x500 layer that is too small, the controls
 (detected scratches with a layer mask and the "Scratch mask" channel; "Detect scratches only"), then two
-runs with last values.
+runs with last values. Before those two: colour on a grey photo: Restore with "Colourise" (a colour
+"Restored" layer), Restore with the colour in a Color-mode layer ("Restored" + "Colour"), the
+"Colourise Old Photo" filter into a layer and into a Color-mode layer over the original, the filter on
+a grayscale image (converted to RGB), and the filter refusing a colour photo with "only if grey".
 ``OLDPHOTO_CASES=fail``: one run that must fail (the worker cannot be found).
 ``OLDPHOTO_CASES=ui``: one INTERACTIVE run (GUI GIMP on Xvfb, gimp_ui.sh presses OK in the dialog).
 Only GIMP's Python (stdlib + gi) is available here.
@@ -25,6 +28,7 @@ T = os.environ["OLDPHOTO_T"]
 OUT = os.path.join(T, "out")
 os.makedirs(OUT, exist_ok=True)
 PROC = "plug-in-restore-old-photo"
+COLORIZE = "plug-in-colorize-old-photo"
 report = {"cases": {}}
 
 
@@ -48,8 +52,8 @@ def native(img):
     return "R'G'B'A " + kind
 
 
-def call(img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, props=None, **options):
-    proc = pdb.lookup_procedure(PROC)
+def call(img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, props=None, proc_name=PROC, **options):
+    proc = pdb.lookup_procedure(proc_name)
     cfg = proc.create_config()
     cfg.set_property("run-mode", run_mode)
     cfg.set_property("image", img)
@@ -63,12 +67,13 @@ def call(img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, props=None, **options
     return status.value_nick, message
 
 
-def run_case(name, img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, props=None, **options):
+def run_case(name, img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, props=None, proc_name=PROC, **options):
     before_native = pixels(layer, native(img))
     dump(name + "-input.rgba", pixels(layer, "R'G'B'A u8"))
     n_before = len(img.get_layers())
     c_before = len(img.get_channels())
-    status, message = call(img, layer, run_mode, props, **options)
+    old_ids = {lay.get_id() for lay in img.get_layers()}
+    status, message = call(img, layer, run_mode, props, proc_name, **options)
     layers = img.get_layers()
     channels = img.get_channels()
     case = {
@@ -83,7 +88,16 @@ def run_case(name, img, layer, run_mode=Gimp.RunMode.NONINTERACTIVE, props=None,
         "channels": [c.get_name() for c in channels],
         "channels_added": len(channels) - c_before,
         "canvas_size": [img.get_width(), img.get_height()],
+        "base_type": img.get_base_type().value_nick,
+        # every layer added, top first, with its blend mode; its pixels go to <case>-layer-<name>.rgba
+        "new_layers": [{"name": lay.get_name(), "mode": lay.get_mode().value_nick,
+                        "position": img.get_item_position(lay)}
+                       for lay in layers if lay.get_id() not in old_ids],
+        "original_position": img.get_item_position(layer),
     }
+    for lay in layers:
+        if lay.get_id() not in old_ids:
+            dump(f"{name}-layer-{lay.get_name()}.rgba", pixels(lay, "R'G'B'A u8"))
     for channel in channels:
         if channel.get_name() == "Scratch mask":
             dump(name + "-channel.y", pixels(channel, "Y u8"))
@@ -121,6 +135,11 @@ proc_info = pdb.lookup_procedure(PROC)
 report["menu_paths"] = list(proc_info.get_menu_paths())
 report["menu_label"] = proc_info.get_menu_label()
 report["arguments"] = [a.get_name() for a in proc_info.get_arguments()]
+if pdb.procedure_exists(COLORIZE):
+    colorize_info = pdb.lookup_procedure(COLORIZE)
+    report["colorize_procedure"] = {"menu_paths": list(colorize_info.get_menu_paths()),
+                                    "menu_label": colorize_info.get_menu_label(),
+                                    "arguments": [a.get_name() for a in colorize_info.get_arguments()]}
 mode = os.environ.get("OLDPHOTO_CASES", "main")
 
 img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "in.png")))
@@ -164,6 +183,24 @@ if mode == "main":
     # "Detect scratches only": a channel and no layer
     run_case("detect", imgd, imgd.get_layers()[0], scratches="none", faces=False, hr=False,
              props={"output": "detect-only", "scratch-threshold": 0.3})
+
+    # colour, on a grey photo (grey.png: the photo's lightness, same alpha ramp), with the tiny model
+    def grey_image():
+        g = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "grey.png")))
+        return g, g.get_layers()[0]
+
+    tiny = {"colorize-model": "tiny"}
+    run_case("colour", *grey_image(), scratches="none", faces=False, hr=False, props={**tiny, "colorize": "auto"})
+    run_case("colour_layers", *grey_image(), scratches="none", faces=False, hr=False,
+             props={**tiny, "colorize": "auto", "color-layer": True})
+    run_case("colourise", *grey_image(), proc_name=COLORIZE, props=tiny)
+    run_case("colourise_layer", *grey_image(), proc_name=COLORIZE, props={**tiny, "color-layer": True})
+    gimg, glayer = grey_image()
+    gimg.convert_grayscale()
+    run_case("colourise_gray", gimg, glayer, proc_name=COLORIZE, props=tiny)
+    # a colour photo with "only colourise a grey layer" (the default): refused, nothing added
+    cimg = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "in.png")))
+    run_case("colourise_colour", cimg, cimg.get_layers()[0], proc_name=COLORIZE, props=tiny)
 
     # every new value comes back from the saved settings (what the dialog's OK saves)
     remembered = os.path.join(Gimp.directory(), "plug-in-settings", f"GimpProcedureConfigRun-{PROC}.last")

@@ -38,7 +38,11 @@ def restore_job(restorer, job: Job, restore_kwargs: dict, options: dict, weights
     status, message = "ok", ""
     try:
         src = job.src if not files.is_url(job.src) else files.read_bytes(job.src)
-        res = restorer.restore(src, **restore_kwargs)
+        from .guidance import for_photo
+
+        kwargs = {k: v for k, v in restore_kwargs.items() if k != "guidance"}
+        kwargs.update(for_photo(restore_kwargs.get("guidance"), restore_kwargs.get("colorize"), job.input))
+        res = restorer.restore(src, **kwargs)
         buf = io.BytesIO()
         res.image.save(buf, format="PNG")
         files.write_atomic(job.dst, buf.getvalue())

@@ -13,8 +13,9 @@ PLUGINS = {
     "colorize": "oldphoto.cli.colorize",
     "weights": "oldphoto.cli.weights",
     "gimp": "oldphoto.cli.gimp",
+    "krita": "oldphoto.cli.krita",
     "batch": "oldphoto.cli.batch",
-    "worker": "oldphoto.bridge",
+    "worker": "oldphoto.bridge.cli",
     "demo": "oldphoto_gradio.cli",
 }
 

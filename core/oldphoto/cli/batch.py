@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("input", metavar="IN", help="folder of photos (walked recursively); never modified")
     p.add_argument("output", metavar="OUT", help="output folder (created; may not overlap IN)")
     add_restore_options(p)
+    from .colour import add_guidance_options
+
+    add_guidance_options(p, batch=True)
     p.add_argument("--force", action="store_true", help="redo every photo, even those done in an earlier run")
     p.add_argument("--retry-errors", action="store_true", help="retry the photos that failed in an earlier run")
     p.add_argument("--manifest", metavar="PATH",
@@ -58,7 +61,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     else:
         manifest_path = files.join(out_root, manifest.NAME)
+    from .colour import batch_guidance, check_colour_args
+
     restore_kwargs = restore_options(args)
+    try:
+        check_colour_args(args)
+        if args.colorize in ("reference", "points"):  # per-photo guidance, recorded with the options
+            restore_kwargs["guidance"] = batch_guidance(args)
+    except OldPhotoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     options = {**restore_kwargs, "exact_convs": args.exact_convs, "half": args.half}
     try:
         check_restore_options(args)

@@ -2,8 +2,9 @@
 
 Why a command: GIMP 3 silently ignores a plug-in that is not ``plug-ins/<name>/<name>.py`` or not
 executable, and the plug-in must know which Python runs the worker (GIMP's own Python has no
-torch). Installing copies three files out of the installed distribution (importlib.resources, so it
-works from a wheel or a checkout) and records ``sys.executable`` in ``oldphoto-worker.json``.
+torch). Installing copies the plug-in, its pixel helpers and the bridge client (the package
+``oldphoto_bridge/``, shared with the Krita plug-in) out of the installed distribution and records
+``sys.executable`` in ``oldphoto-worker.json``.
 """
 
 from __future__ import annotations
@@ -14,19 +15,28 @@ import re
 import shutil
 import stat
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .. import bridge
+from .plugin_files import (
+    add_worker_arguments,
+    copy_bridge_client,
+    copy_resource,
+    describe_worker,
+    stop_worker,
+    worker_config,
+)
 
 PLUGIN_NAME = "restore_old_photo"
 FILES = {
     # installed name -> (package, resource)
     f"{PLUGIN_NAME}.py": ("oldphoto_gimp", "restore_old_photo.py"),
     "oldphoto_pixels.py": ("oldphoto_gimp", "pixels.py"),
-    "oldphoto_bridge.py": ("oldphoto", "bridge.py"),
 }
+BRIDGE_PACKAGE = "oldphoto_bridge"
+"""The folder the bridge client is copied into, imported by the plug-in as ``oldphoto_bridge``."""
+INSTALL_COMMAND = "oldphoto gimp install"
 
 
 def gimp_profile_base(platform: str | None = None, env: dict[str, str] | None = None,
@@ -64,12 +74,12 @@ def install(plugins_dir: Path, config: bridge.WorkerConfig) -> Path:
     """Copy the plug-in into ``plugins_dir/<name>/`` and write the worker config; returns the folder."""
     dest = plugins_dir / PLUGIN_NAME
     dest.mkdir(parents=True, exist_ok=True)
+    copy_bridge_client(dest / BRIDGE_PACKAGE)
+    stale = dest / f"{BRIDGE_PACKAGE}.py"  # the single-file bridge that earlier versions installed
+    if stale.is_file():
+        stale.unlink()
     for name, (package, resource) in FILES.items():
-        data = resources.files(package).joinpath(resource).read_bytes()
-        target = dest / name
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)  # a new mtime makes GIMP query the plug-in again
+        copy_resource(package, resource, dest / name)  # a new mtime makes GIMP query the plug-in again
     main = dest / f"{PLUGIN_NAME}.py"
     main.chmod(main.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     config.save(dest / bridge.CONFIG_NAME)
@@ -81,29 +91,15 @@ def uninstall(plugins_dir: Path) -> Path | None:
     dest = plugins_dir / PLUGIN_NAME
     if not (dest / f"{PLUGIN_NAME}.py").is_file():
         return None
-    try:
-        cfg = bridge.WorkerConfig.load(dest / bridge.CONFIG_NAME)
-        if cfg.uses_socket():
-            with bridge.WorkerClient.connect(cfg, start=False) as client:
-                client.shutdown()
-    except (bridge.OldPhotoError, OSError):
-        pass  # no worker running, or no config: nothing to stop
+    stop_worker(dest / bridge.CONFIG_NAME, INSTALL_COMMAND)
     shutil.rmtree(dest)
     return dest
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
     plugins_dir = Path(args.plugins_dir) if args.plugins_dir else default_plugins_dir()
-    weights_dir = str(Path(args.weights_dir).resolve()) if args.weights_dir else None
-    config = bridge.WorkerConfig(
-        python=args.python or sys.executable,
-        weights_dir=weights_dir,
-        device=args.device,
-        transport=args.transport,
-        socket=args.socket,
-    )
-    if args.python and not Path(args.python).is_file():
-        print(f"oldphoto gimp install: --python {args.python} does not exist.", file=sys.stderr)
+    config = worker_config(args, INSTALL_COMMAND)
+    if config is None:
         return 2
     try:
         dest = install(plugins_dir, config)
@@ -112,7 +108,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
               "pass --plugins-dir with GIMP's plug-ins folder.", file=sys.stderr)
         return 1
     print(f"Installed the GIMP plug-in in {dest}")
-    print(f"Worker: {config.python}" + (f" (weights from {weights_dir})" if weights_dir else ""))
+    print(describe_worker(config))
     print("Restart GIMP, then use Filters > Enhance > Restore Old Photo...")
     return 0
 
@@ -144,15 +140,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     i = sub.add_parser("install", help="copy the plug-in into GIMP's plug-ins folder")
     i.add_argument("--plugins-dir", help=dir_help)
-    i.add_argument("--python", help="Python that runs the worker (default: this one, %(default)s)")
-    i.add_argument("--weights-dir", help="folder of <component>.safetensors for the worker")
-    i.add_argument("--device", default="auto", help="worker device: auto (default), cpu, cuda, cuda:N")
-    i.add_argument("--transport", choices=("auto", "socket", "stdio"), default="auto",
-                   help="how the plug-in reaches the worker (default auto: a persistent worker on a "
-                        "UNIX socket, or one worker per run over pipes on Windows)")
-    i.add_argument("--socket", metavar="PATH",
-                   help="UNIX socket of the worker as GIMP sees it (for a GIMP that cannot start "
-                        "programs, e.g. Flatpak: start `oldphoto worker --socket PATH` yourself)")
+    add_worker_arguments(i, "GIMP")
     i.set_defaults(func=_cmd_install)
 
     u = sub.add_parser("uninstall", help="remove the plug-in (and stop its worker)")

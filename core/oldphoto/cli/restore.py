@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--mask", type=Path, help="scratch mask (white = damage) used instead of detection; one input only")
     p.add_argument("--save-mask", action="store_true", help="also write the scratch mask used (<name>_mask.png)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    from .colour import add_guidance_options
+
+    add_guidance_options(p)
     p.set_defaults(func=run)
 
 
@@ -75,10 +78,15 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
         help=f"0..{MASK_GROW_MAX}, widen the detected or given scratch mask by this many pixels (default 0), "
              "for scratches whose edges stay visible",
     )
-    colour = p.add_argument_group("colour (DDColor, after restoration)")
-    colour.add_argument("--colorize", action="store_true",
-                        help="colourise the restored photo automatically (a colour photo is recoloured from its "
-                             "lightness); the first run downloads the model (0.9 GB; 'tiny': 0.2 GB)")
+    colour = p.add_argument_group("colour (the last stage, after restoration; off by default)")
+    colour.add_argument(
+        "--colorize", nargs="?", const="auto", default="none", choices=("none", "auto", "reference", "points"),
+        metavar="MODE",
+        help="colourise the restored photo (a colour photo is recoloured from its lightness). MODE: auto (DDColor; "
+             "the default when MODE is left out; first run downloads 0.9 GB, 'tiny' 0.2 GB), reference (after "
+             "--reference, Deep Exemplar) or points (from --hint/--hints colour points, SIGGRAPH17; without points "
+             "its own automatic colour)",
+    )
     add_color_options(colour)
 
 
@@ -109,8 +117,8 @@ def restore_options(args: argparse.Namespace) -> dict:
         "strength": args.strength, "face_strength": args.face_strength,
         "scratch_threshold": args.scratch_threshold, "mask_grow": args.mask_grow,
     }
-    if args.colorize:  # only then: batch manifests of runs without colour keep their options
-        opts.update(colorize="auto", colorize_model=args.colorize_model, color_strength=args.color_strength)
+    if args.colorize != "none":  # only then: batch manifests of runs without colour keep their options
+        opts.update(colorize=args.colorize, colorize_model=args.colorize_model, color_strength=args.color_strength)
     return opts
 
 
@@ -190,8 +198,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not files:
         return 1
+    from .colour import check_colour_args, colour_kwargs
+
     try:
         check_restore_options(args)
+        check_colour_args(args)
+        colour = colour_kwargs(args)
         args.output.mkdir(parents=True, exist_ok=True)
         restorer = restorer_from_args(args)
     except (OldPhotoError, OSError) as exc:
@@ -203,9 +215,9 @@ def run(args: argparse.Namespace) -> int:
         bar = _Bar(f"[{i}/{len(files)}] {path.name}", not args.quiet)
         t0 = time.perf_counter()
         try:
-            res = restorer.restore(path, mask=args.mask, progress=bar, **restore_options(args))
+            res = restorer.restore(path, mask=args.mask, progress=bar, **restore_options(args), **colour)
             image = res.image
-            if args.colorize:  # a colour result keeps the input's transparency, as `oldphoto colorize` does
+            if args.colorize != "none":  # a colour result keeps the input's transparency, as `oldphoto colorize` does
                 from .colorize import _alpha
 
                 alpha = _alpha(path)

@@ -1,4 +1,4 @@
-"""``oldphoto weights ...``: download, status, verify, convert, publish and fetch-upstream.
+"""``oldphoto weights ...``: download, status, verify (--cross-check), import, convert, publish, fetch-upstream.
 
 Each subcommand prints one line per component and, on failure, the :class:`WeightsError` message
 (which says what to do) instead of a traceback; the exit status is 1 when anything failed.
@@ -32,9 +32,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument(
         "--mode",
         action="append",
-        choices=("quality", "scratch", "hr", "faces", "colorize", "all"),
+        choices=("quality", "scratch", "hr", "faces", "colorize", "reference", "points", "all"),
         help="repeatable; default all (every restoration file). 'faces' with 'hr' fetches the 512 px face "
-        "generator; 'colorize' the default DDColor model (other colour models: --component ddcolor_paper_tiny, ...)",
+        "generator; 'colorize' the default DDColor model (other colour models: --component ddcolor_paper_tiny, ...); "
+        "'reference' Deep Exemplar (colour from a reference photo); 'points' SIGGRAPH17 (colour points)",
     )
     d.add_argument("--component", action="append", help="a weights.json component (repeatable)")
     d.add_argument("--force", action="store_true", help="download again even if cached")
@@ -47,11 +48,28 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     st.add_argument("--cache-dir")
     st.set_defaults(func=_status)
 
-    v = sub.add_parser("verify", help="re-hash and re-check the cached files (no network)")
+    v = sub.add_parser("verify", help="re-hash and re-check the cached files (no network unless --cross-check)")
     v.add_argument("--component", action="append")
     v.add_argument("--weights-dir", help="check a folder of converted files instead of the cache")
-    v.add_argument("--cache-dir")
+    v.add_argument(
+        "--cross-check",
+        action="store_true",
+        help="also convert each cached file again from a second source listed in weights.json and compare the "
+        "bytes; names the sources that disagree (downloads)",
+    )
+    hub_options(v)
     v.set_defaults(func=_verify)
+
+    im = sub.add_parser(
+        "import",
+        help="convert official files you got another way (release zips, a folder, .pth files) into the cache",
+        description="When downloads fail: import the release zips (global_checkpoints.zip, face_checkpoints.zip, "
+        "the RetinaFace zip), a folder laid out like the official repository, or single .pth files. Each is "
+        "checked and converted into the cache, so later runs need neither the network nor --weights-dir.",
+    )
+    im.add_argument("path", nargs="+", help="a zip, a folder, or checkpoint files")
+    im.add_argument("--component", action="append", help="only these (a single file: which one it is)")
+    im.set_defaults(func=_import)
 
     c = sub.add_parser("convert", help="official checkpoints (folder or file) -> <component>.safetensors")
     c.add_argument("src", help="folder laid out like the unpacked release zips, or one checkpoint file")
@@ -152,8 +170,36 @@ def _verify(args) -> int:
                 "(with --force to replace a bad file).",
                 file=sys.stderr,
             )
-            return 1
-        return 0
+        if args.cross_check:
+            from ..weights.consensus import cross_check
+
+            checks = cross_check(args.component, cache_dir=args.cache_dir, endpoint=args.endpoint, token=args.token)
+            for c in checks:
+                mark = {"agree": "ok ", "DIFFER": "BAD"}.get(c.status, "-- ")
+                print(f"{mark} {c.component:26s} cross-check: {c.message}")
+            differ = [c.component for c in checks if not c.ok]
+            if differ:
+                print(f"{len(differ)} component(s) whose sources disagree: {', '.join(differ)}.", file=sys.stderr)
+                return 1
+        return 1 if bad else 0
+
+    return _run(action)
+
+
+def _import(args) -> int:
+    from ..weights.importer import import_weights
+
+    def action() -> int:
+        single = args.component[0] if args.component and len(args.component) == 1 else None
+        report = import_weights(args.path, components=args.component, component=single)
+        for r in report.imported:
+            print(f"ok  {r.component:26s} {r.path}  (from {r.source})")
+        for e in report.errors:
+            print(f"BAD {e}", file=sys.stderr)
+        if report.missing:
+            print(f"not in {', '.join(args.path)}: {', '.join(report.missing)} (downloaded when a run needs them, "
+                  "or import them too)")
+        return 1 if report.errors else 0
 
     return _run(action)
 

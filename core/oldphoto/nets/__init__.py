@@ -46,8 +46,20 @@ def _color_builders() -> dict[str, Callable[[], nn.Module]]:
     }
 
 
+def _guided_colour_builders() -> dict[str, Callable[[], nn.Module]]:
+    from .exemplar import ColorVidNet, VGG19Caffe, WarpNet
+    from .siggraph17 import SIGGRAPHGenerator
+
+    return {
+        "exemplar_vgg19": VGG19Caffe,
+        "exemplar_nonlocal": WarpNet,
+        "exemplar_colornet": ColorVidNet,
+        "siggraph17": SIGGRAPHGenerator,
+    }
+
+
 def build(component: str) -> nn.Module:
-    builders = {**_global_builders(), **_face_builders(), **_color_builders()}
+    builders = {**_global_builders(), **_face_builders(), **_color_builders(), **_guided_colour_builders()}
     try:
         return builders[component]()
     except KeyError:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cpu import CpuFacts, cpu_facts, decided_once
 from ..progress import tick
 from .blocks import ResnetBlock
 
@@ -34,18 +35,6 @@ def rows_per_block(n_keys: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
 GEMM_ENV = "OLDPHOTO_ATTENTION_GEMM"  # torch | numpy | auto (default): the non-local block's products
 
 
-def cpu_vendor() -> str:
-    """``vendor_id`` of /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``, ...), "" where unknown."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def _numpy_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``out = a @ b`` by numpy's BLAS (OpenBLAS in the wheels) on the tensors' own memory, no copies."""
     np.matmul(a.detach().numpy(), b.detach().numpy(), out=out.detach().numpy())
@@ -56,32 +45,68 @@ def _torch_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tens
     return torch.matmul(a, b, out=out)
 
 
+def gemm_facts_choice(facts: CpuFacts) -> str | None:
+    """Answer 1, from what the machine has: "torch" where numpy's BLAS cannot be the better choice,
+    None where only a probe can tell (torch's MKL on a non-Intel CPU, numpy with OpenBLAS)."""
+    if facts.vendor in ("GenuineIntel", ""):
+        return "torch"  # MKL at home (or an unknown CPU: the default)
+    if not facts.torch_mkl or "openblas" not in facts.numpy_blas.lower():
+        return "torch"  # the reason for numpy (MKL's rate on AMD) is absent, or numpy has no OpenBLAS
+    return None
+
+
+def probe_gemm_seconds(budget_s: float = 2.0) -> dict[str, float]:
+    """Answer 2: best time of one GEMM of the block's shape (512 x 512 by 512 x 4096) per library.
+
+    Alternating (a busy neighbour slows both alike), at most 4 rounds and stopped after ``budget_s``
+    once each library ran once, so a slow BLAS costs a few products, not minutes.
+    """
+    a, b = torch.randn(512, 512), torch.randn(512, 4096)
+    out = torch.empty(512, 4096)
+    best = {"torch": float("inf"), "numpy": float("inf")}
+    start = time.perf_counter()
+    for _ in range(4):
+        for name, mm in (("torch", _torch_mm), ("numpy", _numpy_mm)):
+            t = time.perf_counter()
+            mm(a, b, out)
+            best[name] = min(best[name], time.perf_counter() - t)
+        if time.perf_counter() - start > budget_s:
+            break
+    return best
+
+
+def choose_gemm_backend(facts: CpuFacts, probe: Callable[[], dict[str, float]] = probe_gemm_seconds) -> str:
+    """The stricter of the two answers: numpy only where the facts allow it AND the probe finds it
+    clearly faster (>= 15 %); torch otherwise. ``facts`` and ``probe`` are parameters for the tests."""
+    by_facts = gemm_facts_choice(facts)
+    if by_facts is not None:
+        return by_facts
+    best = probe()
+    return "numpy" if best["numpy"] < 0.85 * best["torch"] else "torch"
+
+
 @functools.cache
 def float32_gemm_backend() -> str:
     """Which library multiplies the attention's float32 matrices on the CPU: "torch" or "numpy".
 
     Why: torch's x86 builds run float32 GEMMs through MKL, which on AMD CPUs reaches only about
     two thirds of OpenBLAS's rate on these shapes (issue 15: 103-118 vs 152-156 GFLOP/s on an EPYC),
-    and the two products are ~all of the non-local block's time. Intel CPUs keep MKL without a
-    probe; elsewhere one probe GEMM of the block's shape per process picks numpy's BLAS only when
-    it is clearly faster (>= 15 %), so a slow or absent OpenBLAS never costs anything. Both are
-    float32 GEMMs: the results differ in summation order only (within the refcheck tolerance).
+    and the two products are ~all of the non-local block's time. Decided by :func:`choose_gemm_backend`
+    from ``oldphoto.cpu``'s facts (Intel keeps MKL without a probe) and a probe GEMM of the block's
+    shape, so a slow or absent OpenBLAS never costs anything. Both are float32 GEMMs: the results
+    differ in summation order only (within the refcheck tolerance), but they do differ, so a probed
+    choice is made once per machine (``oldphoto.cpu.decided_once``): every process of a machine
+    (CLI, GIMP/Krita worker, batch workers) then gives the same pixels.
     ``OLDPHOTO_ATTENTION_GEMM=torch|numpy`` fixes the choice (benchmarks, tests).
     """
     forced = os.environ.get(GEMM_ENV, "auto").strip().lower()
     if forced in ("torch", "numpy"):
         return forced
-    if cpu_vendor() in ("GenuineIntel", ""):
-        return "torch"
-    a, b = torch.randn(512, 512), torch.randn(512, 4096)
-    out = torch.empty(512, 4096)
-    best = {"torch": float("inf"), "numpy": float("inf")}
-    for _ in range(4):  # alternating, best of 4: a busy neighbour slows both alike
-        for name, mm in (("torch", _torch_mm), ("numpy", _numpy_mm)):
-            t = time.perf_counter()
-            mm(a, b, out)
-            best[name] = min(best[name], time.perf_counter() - t)
-    return "numpy" if best["numpy"] < 0.85 * best["torch"] else "torch"
+    facts = cpu_facts()
+    if gemm_facts_choice(facts) is not None:
+        return choose_gemm_backend(facts)  # no timing involved
+    # A timed choice changes the rounding of results: one per machine, shared by its processes.
+    return decided_once("attention-gemm", lambda: choose_gemm_backend(facts), facts=facts)
 
 
 def attention_mm(x: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ..stages import detect, restore
-from . import CaseResult, Check, Context, absent, compare_float, compare_u8, require_one
+from . import CaseResult, Check, Context, absent, compare_float, compare_u8, require_one, tensor_stats_check
 
 ATOL = 1e-3
 ATOL_NL = 2e-3
@@ -42,19 +42,7 @@ def handles_weight_check(data: dict) -> bool:
 
 def check_weights(data: dict, ctx: Context, label: str) -> CaseResult:
     """Per tensor: float64 sum, first and last element (exp() may differ by 1 ulp between CPU kernels)."""
-    res = CaseResult(f"weights:{label}")
-    seed = int(data["seed"])
-    for stem, rows in data["manifests"].items():
-        sd = ctx.state_dict(COMPONENT_FILES[stem], seed)
-        worst = 0.0
-        ok = [r[0] for r in rows] == list(sd)
-        for name, total, first, last in rows:
-            t = sd[name].double().flatten()
-            for got, want in ((t.sum().item(), total), (t[0].item(), first), (t[-1].item(), last)):
-                rel = abs(got - want) / max(1.0, abs(want))
-                worst = max(worst, rel)
-        res.checks.append(Check(stem, worst, ok and worst <= 1e-7, f"max rel. deviation {worst:.2g}"))
-    return res
+    return tensor_stats_check(data, ctx, label, COMPONENT_FILES)
 
 
 def _seed(case: dict, ctx: Context) -> int:

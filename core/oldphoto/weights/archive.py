@@ -283,16 +283,7 @@ def _whole_copy(resp: httpx.Response, url: str, label: str, readlog: ReadLog) ->
     readlog.whole = True
     log.warning("%s: the release host does not serve byte ranges; downloading the whole archive once", label)
     try:
-        with open(path, "wb") as f, DownloadBar(desc=label, total=expected) as bar:
-            for chunk in resp.iter_raw(CHUNK):
-                f.write(chunk)
-                readlog.received += len(chunk)
-                bar.update(len(chunk))
-        if expected is not None and path.stat().st_size != expected:
-            raise ArchiveFault(f"the body ended early ({path.stat().st_size} of {expected} bytes)")
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+        stream_to(resp, path, label, expected, on_bytes=lambda n: setattr(readlog, "received", readlog.received + n))
     finally:
         resp.close()
     _WHOLE[url] = path
@@ -362,13 +353,17 @@ def fault_message(exc: BaseException) -> str:
     return str(exc)[:300] or type(exc).__name__
 
 
-def stream_to(resp: httpx.Response, dest: Path, label: str, expected: int | None) -> Path:
+def stream_to(
+    resp: httpx.Response, dest: Path, label: str, expected: int | None, on_bytes: Callable[[int], None] | None = None
+) -> Path:
     """A 200 response's body to ``dest`` with a progress bar; size checked; removed on failure."""
     try:
         with open(dest, "wb") as f, DownloadBar(desc=label, total=expected) as bar:
             for chunk in resp.iter_raw(CHUNK):
                 f.write(chunk)
                 bar.update(len(chunk))
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
         if expected is not None and dest.stat().st_size != expected:
             raise ArchiveFault(f"the body ended early ({dest.stat().st_size} of {expected} bytes)")
     except BaseException:
@@ -384,13 +379,7 @@ def download_whole(url: str, dest: Path, label: str) -> None:
         with client() as http, http.stream("GET", url) as resp:
             if resp.status_code != 200:
                 raise ArchiveFault(f"the server answered HTTP {resp.status_code}")
-            expected = int(resp.headers.get("Content-Length") or 0) or None
-            with open(tmp, "wb") as f, DownloadBar(desc=label, total=expected) as bar:
-                for chunk in resp.iter_raw(CHUNK):
-                    f.write(chunk)
-                    bar.update(len(chunk))
-        if expected is not None and tmp.stat().st_size != expected:
-            raise ArchiveFault(f"the body ended early ({tmp.stat().st_size} of {expected} bytes)")
+            stream_to(resp, tmp, label, int(resp.headers.get("Content-Length") or 0) or None)
         os.replace(tmp, dest)
     except (ArchiveFault, httpx.HTTPError, OSError) as exc:
         raise WeightsError(

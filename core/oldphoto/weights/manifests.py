@@ -35,9 +35,16 @@ COMPONENT_MANIFESTS = {
     "ddcolor_paper": "ddcolor_large.json",
     "ddcolor_artistic": "ddcolor_large.json",
     "ddcolor_paper_tiny": "ddcolor_paper_tiny.json",
+    # guided colour (issue 24): Deep Exemplar's three inference files and SIGGRAPH17
+    "exemplar_vgg19": "vgg19_conv.json",
+    "exemplar_nonlocal": "nonlocal_net_iter_76000.json",
+    "exemplar_colornet": "colornet_iter_76000.json",
+    "siggraph17": "siggraph17-df00044c.json",
 }
 COLOR_COMPONENTS = ("ddcolor_modelscope", "ddcolor_paper", "ddcolor_artistic", "ddcolor_paper_tiny")
 """Components of the colour stage; restoration runs never need them."""
+GUIDED_COLOR_COMPONENTS = ("exemplar_vgg19", "exemplar_nonlocal", "exemplar_colornet", "siggraph17")
+"""Reference-photo and colour-point models (issue 24): only those modes need them."""
 
 
 @dataclass(frozen=True)

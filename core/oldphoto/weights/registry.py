@@ -20,7 +20,7 @@ ENV_WEIGHTS_DIR = "OLDPHOTO_WEIGHTS_DIR"
 ENV_CACHE = "OLDPHOTO_CACHE"
 ENV_WEIGHTS_JSON = "OLDPHOTO_WEIGHTS_JSON"
 
-MODES = ("quality", "scratch", "hr", "faces", "colorize", "all")
+MODES = ("quality", "scratch", "hr", "faces", "colorize", "all", "reference", "points")
 _GLOBAL_MODES = {
     "quality": ["vae_a_quality", "vae_b_quality", "mapping_quality"],
     "scratch": ["detection_unet", "vae_a_quality", "vae_b_scratch", "mapping_scratch"],
@@ -118,6 +118,11 @@ class ComponentSpec:
     upstream: Upstream
     official: Official = field(default_factory=lambda: Official(""))
     sources: tuple[Source, ...] = ()
+    settings: tuple[tuple[str, object], ...] = ()
+    """Per-checkpoint options of the model code (e.g. SIGGRAPH17's ``mask_convention``), as pairs."""
+
+    def setting(self, key: str, default: object = None) -> object:
+        return dict(self.settings).get(key, default)
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,7 @@ def _parse_registry(data: dict, source: str) -> Registry:
             ),
             official=official,
             sources=sources,
+            settings=tuple(sorted((c.get("settings") or {}).items())),
         )
     m_repo, m_rev = mirror or ("", "")
     for name, spec in comps.items():  # schema 2's in_mirror: the mirror serves this file at its pin
@@ -227,6 +233,10 @@ def component_spec(component: str, reg: Registry | None = None) -> ComponentSpec
         ) from None
 
 
+_GUIDED = {"reference": ["exemplar_vgg19", "exemplar_nonlocal", "exemplar_colornet"], "points": ["siggraph17"]}
+"""Colour from a reference photo (Deep Exemplar, 0.24 GB) and from colour points (SIGGRAPH17, 0.14 GB)."""
+
+
 def components_for_modes(modes: Iterable[str]) -> list[str]:
     """Components ``oldphoto weights download --mode ...`` fetches, in a stable order.
 
@@ -243,12 +253,15 @@ def components_for_modes(modes: Iterable[str]) -> list[str]:
         raise WeightsError(f"Unknown mode(s) {', '.join(bad)}; choose from {', '.join(MODES)}.")
     out: list[str] = []
     if "all" in modes:
-        out = [c for c in registry().components if not c.startswith("ddcolor_")]
+        out = [c for c in registry().components
+               if not c.startswith("ddcolor_") and c not in (*_GUIDED["reference"], *_GUIDED["points"])]
     for m in modes:
         if m == "all":
             continue
         if m == "colorize":
             out.append("ddcolor_modelscope")
+        elif m in _GUIDED:
+            out += _GUIDED[m]
         elif m == "faces":
             out += ["retinaface_resnet50", "face_gen_512" if "hr" in modes else "face_gen_256"]
         else:

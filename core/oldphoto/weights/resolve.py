@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -181,8 +181,9 @@ def resolve(
 class Chain:
     """The sources of one component, tried in order (see the module doc).
 
-    ``only`` restricts the run to some sources (``verify --cross-check`` converts from one chosen
-    source); ``keep`` False leaves the converted file in a temporary folder for the caller.
+    ``skip`` leaves out sources (``verify --cross-check`` leaves out the one that served the cached
+    file); ``out_dir`` converts into that folder instead of the cache (no origin record);
+    ``reason`` starts the first line (why this chain runs at all).
     """
 
     def __init__(
@@ -195,12 +196,19 @@ class Chain:
         token: str | bool | None,
         force_download: bool = False,
         out_dir: Path | None = None,
+        skip: Callable[[Source, str | None], bool] | None = None,
+        reason: str | None = None,
+        check_published: bool = True,
     ) -> None:
         self.spec, self.reg, self.cache = spec, reg, cache
         self.endpoint, self.token, self.force_download = endpoint, token, force_download
         self.out_dir = out_dir
+        self.skip = skip
+        self.check_published = check_published
         self.failures: list[str] = []
-        self._pending: list[str] = []
+        self.served_by: str | None = None
+        """How the source that served the file is named (set by :meth:`run`)."""
+        self._pending: list[str] = [reason] if reason else []
         self._hub_down: str | None = None
 
     # -- the chain
@@ -220,11 +228,15 @@ class Chain:
 
     def run(self, allow_convert: bool = True) -> Path:
         for src, url in self.attempts(allow_convert):
+            if self.skip is not None and self.skip(src, url):
+                continue
             if src.kind == "hub" and self._hub_down is not None:
                 self._fail(SourceFailed(f"{src.label()}: {self._hub_down}"))
                 continue
             try:
-                return self.try_source(src, url)
+                path = self.try_source(src, url)
+                self.served_by = describe(src, url)
+                return path
             except SourceFailed as failed:
                 self._fail(failed)
                 if failed.unreachable and src.kind == "hub":
@@ -423,47 +435,80 @@ class Chain:
 
     # -- checks and conversion
     def _check_official(self, src: Source, path: Path, label: str, wrapped: bool) -> None:
-        """The published hash of the official file (or of the zip it comes in), before conversion."""
-        off = self.spec.official
-        if src.sha256_prefix and wrapped:
-            digest = sha256_file(path)
-            if not digest.startswith(src.sha256_prefix):
-                raise SourceFailed(f"{label}: sha256 {digest[:16]}... does not start with the published "
-                                   f"{src.sha256_prefix}; refused")
-        if not wrapped and off.sha256:
-            digest = sha256_file(path)
-            if digest != off.sha256.lower():
-                raise SourceFailed(f"{label}: sha256 {digest[:16]}..., the official file's is {off.sha256[:16]}...; "
-                                   "refused")
+        check_official(self.spec, src.sha256_prefix, path, label, wrapped)
 
     def _convert(self, pickle_path: Path, label: str, kind: str, detail: str) -> Path:
-        """Convert under a temporary name, check, then rename into place (nothing kept on failure)."""
-        from .convert import convert_file
+        return convert_checked(self.spec, pickle_path, label, kind, detail, out_dir=self.out_dir,
+                               check_published=self.check_published)
 
-        spec = self.spec
-        out = self.out_dir or converted_dir()
-        incoming = f".{spec.filename}.{os.getpid()}.incoming"
+
+def check_official(spec: ComponentSpec, sha256_prefix: str | None, path: Path, label: str, wrapped: bool) -> None:
+    """The published hash of the official file (or the hash prefix of the zip it comes in), before conversion."""
+    off = spec.official
+    if sha256_prefix and wrapped:
+        digest = sha256_file(path)
+        if not digest.startswith(sha256_prefix):
+            raise SourceFailed(f"{label}: sha256 {digest[:16]}... does not start with the published "
+                               f"{sha256_prefix}; refused")
+    if not wrapped and off.size is not None and path.stat().st_size != off.size:
+        raise SourceFailed(f"{label}: {path.stat().st_size} bytes, the official file has {off.size}; refused")
+    if not wrapped and off.sha256:
+        digest = sha256_file(path)
+        if digest != off.sha256.lower():
+            raise SourceFailed(f"{label}: sha256 {digest[:16]}..., the official file's is {off.sha256[:16]}...; "
+                               "refused")
+
+
+def convert_checked(
+    spec: ComponentSpec,
+    pickle_path: Path,
+    label: str,
+    kind: str,
+    detail: str,
+    *,
+    out_dir: Path | None = None,
+    check_published: bool = True,
+) -> Path:
+    """Convert under a temporary name, check, then rename into place (nothing kept on failure).
+
+    Into :func:`converted_dir` (with an origin record for ``weights status``), or into ``out_dir``
+    (``verify --cross-check``: a scratch folder, no record). ``check_published``: refuse a
+    conversion whose sha256 differs from weights.json's (the cross-check compares it itself).
+    """
+    from .convert import convert_file
+
+    out = out_dir or converted_dir()
+    incoming = f".{spec.filename}.{os.getpid()}.incoming"
+    try:
         try:
-            try:
-                result = convert_file(pickle_path, spec.name, out, incoming)
-            except WeightsError as exc:
-                raise SourceFailed(f"{label}: {exc}") from None
-            except OSError as exc:
-                from .archive import fault_message
+            result = convert_file(pickle_path, spec.name, out, incoming)
+        except WeightsError as exc:
+            raise SourceFailed(f"{label}: {exc}") from None
+        except OSError as exc:
+            from .archive import fault_message
 
-                raise SourceFailed(f"{label}: {fault_message(exc)}") from None
-            if spec.sha256 and result.sha256 != spec.sha256.lower():
-                raise SourceFailed(
-                    f"{label}: its conversion has sha256 {result.sha256[:16]}..., weights.json says "
-                    f"{spec.sha256[:16]}...; refused (that source's file differs from the one published)"
-                )
-            final = out / spec.filename
-            os.replace(result.path, final)
-        finally:
-            (out / incoming).unlink(missing_ok=True)
-        if self.out_dir is None:
-            write_origin(final, kind, detail)
-        return final
+            raise SourceFailed(f"{label}: {fault_message(exc)}") from None
+        if check_published and spec.sha256 and result.sha256 != spec.sha256.lower():
+            raise SourceFailed(
+                f"{label}: its conversion has sha256 {result.sha256[:16]}..., weights.json says "
+                f"{spec.sha256[:16]}...; refused (that source's file differs from the one published)"
+            )
+        final = out / spec.filename
+        os.replace(result.path, final)
+    finally:
+        (out / incoming).unlink(missing_ok=True)
+    if out_dir is None:
+        write_origin(final, kind, detail)
+    return final
+
+
+def describe(src: Source, url: str | None) -> str:
+    """A source (and the URL of an archive or file) as lines and reports name it."""
+    if src.kind == "archive":
+        return f"release archive {src.archive} at {url}"
+    if src.kind == "url":
+        return str(url)
+    return src.label()
 
 
 def _missing_why(exc: BaseException) -> str:

@@ -1,58 +1,28 @@
-"""Bridge to an oldphoto worker process: the wire protocol, the client, and the worker itself.
+"""The bridge's client: finds or starts an oldphoto worker and sends it restore / detect requests.
 
-Why: GIMP's Python (and any other host without torch) cannot import oldphoto's networks, so it
-sends pixels to a worker running in the user's oldphoto environment. The worker keeps one
-:class:`oldphoto.Restorer` loaded, so only the first call pays for importing torch and loading
-weights.
+Why standard library only: ``oldphoto gimp install`` and ``oldphoto krita install`` copy this
+package (minus :mod:`.worker`) into the host's plug-in, whose Python has neither numpy nor oldphoto,
+so both hosts run this same client. The worker side is :mod:`oldphoto.bridge.worker`.
 
-This module (protocol + client) imports only the standard library, so ``oldphoto gimp install``
-copies it unchanged next to the GIMP plug-in (as ``oldphoto_bridge.py``) and both sides share one
-protocol. The server side is :mod:`oldphoto.bridge_worker` (numpy, torch), started as
-``oldphoto worker`` or ``python -m oldphoto.bridge_worker``.
-
-Transports (same messages on both):
+Transports (same messages on both, see :mod:`.protocol`):
 
 * ``socket`` (default where ``AF_UNIX`` exists): a persistent worker listens on a UNIX socket. The
   client connects; when nobody listens it starts ``python -m oldphoto.bridge_worker --socket PATH`` in the
   background and waits for it. The worker exits after ``idle_timeout`` seconds without clients. A
-  worker can also be started by hand (``oldphoto worker --socket PATH``) for a GIMP that cannot
-  start host programs (Flatpak, a chroot, a container sharing a folder).
+  worker can also be started by hand (``oldphoto worker --socket PATH``) for a host that cannot
+  start programs (Flatpak, a chroot, a container sharing a folder).
 * ``stdio`` (Windows, or ``"transport": "stdio"``): one worker per call, spoken to over its
   stdin/stdout; it exits at end of input.
-
-Framing: every message is ``MAGIC (4 bytes) | json_len (u32, big endian) | payload_len (u64)``, then
-``json_len`` bytes of a UTF-8 JSON object, then ``payload_len`` raw bytes (pixels).
-
-Messages, client -> worker (key ``op``):
-
-* ``hello`` -> ``{"type": "hello", "protocol", "version", "python", "pid"}``
-* ``restore`` with ``width``, ``height``, ``scratches`` (``none`` | ``auto`` | ``mask``), ``hr``,
-  ``faces``, the adjustments ``strength``, ``face_strength``, ``scratch_threshold``, ``mask_grow``
-  (``Restorer.restore``'s keywords, same defaults) and ``want_mask``; payload = RGB u8
-  (``width*height*3``), then for ``mask`` one byte per pixel (0 / 255, white = damage). Replies: any
-  number of ``{"type": "progress", "fraction", "message"}``, then ``{"type": "result", "width",
-  "height", "faces", "mask_source", "timings", "notes", "mask"}`` with the RGB u8 payload, followed
-  when ``want_mask`` and a mask was used (``"mask": true``) by the mask used at the image's size (one
-  byte per pixel, 0 / 255); or ``{"type": "error", "kind", "message"}`` (message written for the
-  user), or ``{"type": "cancelled"}``.
-* ``detect`` with ``width``, ``height``, ``scratch_threshold``, ``mask_grow``; payload = RGB u8. Replies:
-  progress, then ``{"type": "mask", "width", "height"}`` with the detected mask (one byte per pixel,
-  0 / 255), or an error / cancelled as for ``restore``. Only the scratch U-Net runs.
-* ``cancel`` while a restore runs; closing the connection cancels too (GIMP kills a plug-in whose
-  progress is cancelled, which closes its end).
-* ``status`` -> ``{"type": "status", "done", "failed", "cancelled", "busy", "last_job"}``
-* ``shutdown`` -> ``{"type": "bye"}`` and the worker exits.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import socket
-import struct
 import subprocess
 import tempfile
 import time
@@ -61,94 +31,31 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-try:
-    from .errors import OldPhotoError
-except ImportError:  # copied next to the GIMP plug-in: a standalone module without its package
+from .protocol import (
+    DETECT_ADJUSTMENTS,
+    PROTOCOL,
+    BridgeError,
+    ConnectionClosed,
+    ProtocolError,
+    RestoreOptions,
+    WorkerCancelled,
+    WorkerError,
+    ensure_socket_dir,
+    read_message,
+    write_message,
+)
 
-    class OldPhotoError(Exception):  # type: ignore[no-redef]
-        """Same role as oldphoto.errors.OldPhotoError: the message is for the user."""
-
-
-PROTOCOL = 2
-"""2: the adjustments, ``want_mask`` and ``detect`` (a version-1 worker would ignore them silently)."""
-MAGIC = b"OPB1"
-_HEAD = struct.Struct("!4sIQ")
-MAX_JSON = 1 << 20
-MAX_PAYLOAD = 5 * 64_000_000  # RGB + mask of the 64 MP input limit (oldphoto.imageio.MAX_PIXELS)
 CONFIG_NAME = "oldphoto-worker.json"
-"""The config file ``oldphoto gimp install`` writes next to the plug-in."""
-SCRATCH_THRESHOLD = 0.4
-"""``oldphoto.stages.detect.THRESHOLD``, repeated because this module must stay standard-library only."""
+"""The config file the install commands write next to the plug-in."""
 START_TIMEOUT = 180.0
 """Seconds a starting worker may take (importing torch from a cold disk can take a minute)."""
+WORKER_MODULE = "oldphoto.bridge_worker"
+"""What ``python -m`` runs as the worker: a name every oldphoto version has, so that a plug-in and a
+worker environment of different versions still meet and the ``hello`` check can name the mismatch."""
+INSTALL_COMMAND = "oldphoto gimp install"
+"""The command a message tells the user to run when no config says which host installed it."""
 
 Progress = Callable[[float, str], None]
-
-
-class BridgeError(OldPhotoError):
-    """The worker could not be reached or answered badly; the message says what to do."""
-
-
-class ConnectionClosed(BridgeError):
-    """The other side went away."""
-
-
-class ProtocolError(BridgeError):
-    """Bytes on the wire are not a message of this protocol."""
-
-
-class WorkerError(OldPhotoError):
-    """The worker reported a failure; ``kind`` is the worker-side exception class name."""
-
-    def __init__(self, message: str, kind: str = "OldPhotoError") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class WorkerCancelled(WorkerError):
-    def __init__(self, message: str = "Cancelled by the user.") -> None:
-        super().__init__(message, "Cancelled")
-
-
-# -- framing ------------------------------------------------------------------------------------
-
-
-def write_message(stream: IO[bytes], header: dict[str, Any], payload: bytes | bytearray | memoryview = b"") -> None:
-    body = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    stream.write(_HEAD.pack(MAGIC, len(body), len(payload)) + body)
-    if len(payload):
-        stream.write(payload)
-    stream.flush()
-
-
-def _read_exact(stream: IO[bytes], n: int) -> bytearray:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = stream.readinto(view[got:])  # type: ignore[attr-defined]
-        if not k:
-            raise ConnectionClosed(f"connection closed after {got} of {n} bytes")
-        got += k
-    return buf
-
-
-def read_message(stream: IO[bytes]) -> tuple[dict[str, Any], bytes]:
-    """One message; :class:`ConnectionClosed` at end of stream, :class:`ProtocolError` on garbage."""
-    head = _read_exact(stream, _HEAD.size)
-    magic, jlen, plen = _HEAD.unpack(head)
-    if magic != MAGIC:
-        raise ProtocolError(f"not an oldphoto bridge message (starts with {bytes(magic)!r})")
-    if jlen > MAX_JSON or plen > MAX_PAYLOAD:
-        raise ProtocolError(f"message too large (header {jlen} bytes, payload {plen} bytes)")
-    try:
-        header = json.loads(_read_exact(stream, jlen).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"bad message header: {exc}") from None
-    if not isinstance(header, dict):
-        raise ProtocolError("bad message header: not a JSON object")
-    payload = bytes(_read_exact(stream, plen)) if plen else b""
-    return header, payload
 
 
 # -- configuration --------------------------------------------------------------------------------
@@ -168,11 +75,14 @@ class WorkerConfig:
     """Socket path; default: a per-user, per-environment path in the temp folder."""
     idle_timeout: float = 900.0
     """A worker the client starts exits after this many idle seconds (frees the model memory)."""
+    install_command: str = INSTALL_COMMAND
+    """The command that wrote this config (``oldphoto gimp install``, ``oldphoto krita install``):
+    messages tell the user to run it again."""
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> WorkerConfig:
+    def load(cls, path: str | os.PathLike, install_command: str = INSTALL_COMMAND) -> WorkerConfig:
         p = Path(path)
-        fix = "Run `oldphoto gimp install` from the environment where oldphoto is installed."
+        fix = f"Run `{install_command}` from the environment where oldphoto is installed."
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -181,8 +91,8 @@ class WorkerConfig:
             raise BridgeError(f"The oldphoto worker configuration {p} cannot be read ({exc}). {fix}") from None
         if not isinstance(data, dict) or not isinstance(data.get("python"), str):
             raise BridgeError(f"The oldphoto worker configuration {p} names no Python. {fix}")
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        known = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        return cls(**{"install_command": install_command, **known})
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -204,24 +114,12 @@ class WorkerConfig:
         return os.path.join(tempfile.gettempdir(), f"oldphoto-{uid}", f"worker-{digest}.sock")
 
     def worker_command(self, *, stdio: bool = False) -> list[str]:
-        cmd = [self.python, "-m", "oldphoto.bridge_worker", "--device", self.device]
+        cmd = [self.python, "-m", WORKER_MODULE, "--device", self.device]
         if self.weights_dir:
             cmd += ["--weights-dir", self.weights_dir]
         if stdio:
             return cmd + ["--stdio"]
         return cmd + ["--socket", self.socket_path(), "--idle-timeout", str(self.idle_timeout)]
-
-
-def ensure_socket_dir(path: str) -> None:
-    """Create the socket's folder (mode 0700). A folder in the shared temp dir that another user
-    owns or can write to is refused: whoever controls it could impersonate the worker."""
-    folder = Path(path).parent
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not hasattr(os, "getuid") or Path(tempfile.gettempdir()) not in folder.parents:
-        return
-    st = folder.stat()
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        raise BridgeError(f"The worker folder {folder} is not private to you; delete it and try again.")
 
 
 def _clean_env() -> dict[str, str]:
@@ -268,6 +166,7 @@ class WorkerClient:
         self.log_path = log_path
         self.process = process
         self.info: dict[str, Any] = {}
+        self.install_command = INSTALL_COMMAND
 
     # connection ------------------------------------------------------------------------------
     @classmethod
@@ -275,6 +174,7 @@ class WorkerClient:
         cls, config: WorkerConfig, *, start: bool = True, status: Callable[[str], None] | None = None
     ) -> WorkerClient:
         client = cls._connect_socket(config, start, status) if config.uses_socket() else cls._spawn_stdio(config)
+        client.install_command = config.install_command
         client.hello()
         return client
 
@@ -399,7 +299,7 @@ class WorkerClient:
         if reply.get("type") != "hello" or reply.get("protocol") != PROTOCOL:
             raise BridgeError(
                 f"The oldphoto worker speaks protocol {reply.get('protocol')!r}, this plug-in {PROTOCOL}. "
-                "Run `oldphoto gimp install` again so that both come from the same oldphoto version."
+                f"Run `{self.install_command}` again so that both come from the same oldphoto version."
             )
         self.info = reply
         return reply
@@ -425,39 +325,69 @@ class WorkerClient:
         rgb: bytes,
         width: int,
         height: int,
+        options: RestoreOptions | None = None,
         *,
-        scratches: str = "none",
         mask: bytes | None = None,
-        hr: bool = False,
-        faces: bool = True,
-        strength: float = 1.0,
-        face_strength: float = 1.0,
-        scratch_threshold: float = SCRATCH_THRESHOLD,
-        mask_grow: int = 0,
         want_mask: bool = False,
+        want_base: bool = False,
         progress: Progress | None = None,
+        **controls: Any,
     ) -> tuple[bytes, dict[str, Any]]:
         """Restore 8-bit RGB pixels; returns the result's RGB bytes (same size) and its info.
 
-        With ``want_mask`` the info's ``"mask_pixels"`` holds the scratch mask used (0 / 255 bytes at
-        the image's size), or None when no mask was used.
+        ``options`` holds the dialog's controls; keywords named like its fields (``scratches="auto"``,
+        ``strength=0.5``, ...) override them, and any other keyword is a TypeError. With
+        ``want_mask`` the info's ``"mask_pixels"`` holds the scratch mask used (0 / 255 bytes at the
+        image's size), or None when no mask was used. With colour (``colorize="auto"``) the info's
+        ``"colorized"`` says whether it was applied (``"color_kept"``: a colour layer kept its colour,
+        ``existing_color="grey-only"``), and with ``want_base`` its ``"base_pixels"`` holds the
+        uncoloured result (None when not colourised).
         """
+        opts = dataclasses.replace(options or RestoreOptions(), **controls)
         if len(rgb) != width * height * 3:
             raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
-        if (scratches == "mask") != (mask is not None):
+        if (opts.scratches == "mask") != (mask is not None):
             raise ValueError("pass a mask exactly when scratches='mask'")
         if mask is not None and len(mask) != width * height:
             raise ValueError(f"mask has {len(mask)} bytes, expected {width * height}")
-        header = {"op": "restore", "width": width, "height": height, "scratches": scratches, "hr": hr, "faces": faces,
-                  "strength": strength, "face_strength": face_strength, "scratch_threshold": scratch_threshold,
-                  "mask_grow": mask_grow, "want_mask": want_mask}
+        header = {"op": "restore", "width": width, "height": height, **opts.request(), "want_mask": want_mask,
+                  "want_base": want_base}
         self._send(header, rgb + (mask or b""))
         reply, payload = self._await("result", progress)
+        return self._split_result(reply, payload, width, height)
+
+    def colorize(
+        self,
+        rgb: bytes,
+        width: int,
+        height: int,
+        options: RestoreOptions | None = None,
+        *,
+        progress: Progress | None = None,
+        **controls: Any,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Colourise 8-bit RGB pixels without repairing them (``Restorer.colorize``) with the colour
+        fields of ``options`` (keywords override them); returns the result's RGB bytes and its info.
+        A layer that has colour while ``existing_color="grey-only"`` is refused (:class:`WorkerError`
+        of kind ``InputError``; the message says what to do)."""
+        opts = dataclasses.replace(options or RestoreOptions(), **controls)
+        if len(rgb) != width * height * 3:
+            raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
+        self._send({"op": "colorize", "width": width, "height": height, "colorize_model": opts.colorize_model,
+                    "color_strength": opts.color_strength, "existing_color": opts.existing_color}, rgb)
+        reply, payload = self._await("result", progress)
+        return self._split_result(reply, payload, width, height)
+
+    @staticmethod
+    def _split_result(reply: dict[str, Any], payload: bytes, width: int, height: int) -> tuple[bytes, dict[str, Any]]:
+        """A ``result`` payload -> the RGB bytes; ``base_pixels`` and ``mask_pixels`` go into the info."""
         n = width * height * 3
-        expected = n + (width * height if reply.get("mask") else 0)
+        base = n if reply.get("base") else 0
+        expected = n + base + (width * height if reply.get("mask") else 0)
         if len(payload) != expected:
             raise ProtocolError(f"result has {len(payload)} bytes, expected {expected}")
-        reply["mask_pixels"] = payload[n:] if reply.get("mask") else None
+        reply["base_pixels"] = payload[n:n + base] if base else None
+        reply["mask_pixels"] = payload[n + base:] if reply.get("mask") else None
         return payload[:n], reply
 
     def detect(
@@ -465,16 +395,21 @@ class WorkerClient:
         rgb: bytes,
         width: int,
         height: int,
+        options: RestoreOptions | None = None,
         *,
-        scratch_threshold: float = SCRATCH_THRESHOLD,
-        mask_grow: int = 0,
         progress: Progress | None = None,
+        **controls: Any,
     ) -> bytes:
-        """The scratch mask the worker detects in 8-bit RGB pixels: one byte per pixel, 0 / 255."""
+        """The scratch mask the worker detects in 8-bit RGB pixels: one byte per pixel, 0 / 255.
+
+        Of the options only ``scratch_threshold`` and ``mask_grow`` matter (overridable by keyword).
+        """
+        opts = dataclasses.replace(options or RestoreOptions(), **controls)
         if len(rgb) != width * height * 3:
             raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
-        self._send({"op": "detect", "width": width, "height": height, "scratch_threshold": scratch_threshold,
-                    "mask_grow": mask_grow}, rgb)
+        request = opts.request()
+        header = {"op": "detect", "width": width, "height": height, **{k: request[k] for k in DETECT_ADJUSTMENTS}}
+        self._send(header, rgb)
         _reply, payload = self._await("mask", progress)
         if len(payload) != width * height:
             raise ProtocolError(f"mask has {len(payload)} bytes, expected {width * height}")
@@ -507,34 +442,8 @@ def _check_python(config: WorkerConfig, listening_on: str | None = None) -> None
     where = f"No oldphoto worker is listening on {listening_on}, and the" if listening_on else "The"
     raise BridgeError(
         f"The oldphoto worker was not found. {where} Python recorded at installation ({config.python}) "
-        "does not exist. Install oldphoto (pip install oldphoto) and run `oldphoto gimp install` from "
+        f"does not exist. Install oldphoto (pip install oldphoto) and run `{config.install_command}` from "
         "that environment, or start a worker by hand with `oldphoto worker --socket PATH`."
     )
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """``oldphoto worker``: the process the GIMP plug-in (or any client of this protocol) talks to."""
-    p = subparsers.add_parser(
-        "worker",
-        help="serve restore requests for the GIMP plug-in (bridge protocol)",
-        description="Keep the networks loaded and serve restore requests over a UNIX socket or stdin/stdout.",
-    )
-    _add_arguments(p)
-    p.set_defaults(func=run_worker)
-    return p
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--socket", metavar="PATH", help="listen on this UNIX socket (persistent worker)")
-    where.add_argument("--stdio", action="store_true", help="serve one client on stdin/stdout")
-    p.add_argument("--idle-timeout", type=float, default=0.0, metavar="S",
-                   help="with --socket: exit after S seconds without clients (default 0 = never)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--weights-dir", default=None, help="folder of <component>.safetensors weights")
-
-
-def run_worker(args: argparse.Namespace) -> int:
-    from .bridge_worker import run_worker as run  # numpy and torch load here, never in GIMP
-
-    return run(args)

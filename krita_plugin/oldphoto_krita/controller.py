@@ -1,0 +1,92 @@
+"""The decisions of one use of "Restore Old Photo…": plan from the dialog's values, worker settings,
+what to read, what to write.
+
+Why apart from the Qt code (:mod:`.gui`): these steps touch only Krita's document API, so unit tests
+run them against a small fake of that API, outside Krita.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from . import layers
+from .client import bridge
+from .job import Job
+from .layers import PluginError
+
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+INSTALL_COMMAND = "oldphoto krita install"
+SETTINGS_GROUP = "oldphoto_krita"
+
+
+@dataclass
+class Plan:
+    """The dialog's answer: the protocol's options and what to add to the document."""
+
+    options: bridge.RestoreOptions
+    output: str = "layer"
+    """``layer``, ``repairs-only`` (the new layer shows only the repaired damage) or ``detect-only``."""
+    mask_layer: bool = False
+    """Also add the damage mask used as the layer "Scratch mask"."""
+    python: str = ""
+
+
+def make_plan(values: dict[str, Any]) -> Plan:
+    """The dialog's values as a plan; PluginError for combinations that cannot give what was asked."""
+    values = dict(values)
+    output = values.pop("output", "layer")
+    mask_layer = bool(values.pop("mask_layer", False)) or output == "detect-only"
+    python = str(values.pop("python", "") or "")
+    options = bridge.RestoreOptions.from_values(values)
+    if options.scratches == "none" and output != "detect-only" and (output == "repairs-only" or mask_layer):
+        what = "'Only the repaired damage'" if output == "repairs-only" else "'Scratch mask' layer"
+        raise PluginError(f"The {what} needs a damage mask: set Scratches to 'Detect automatically' or "
+                          "'Use selection as damage mask'.")
+    return Plan(options, output, mask_layer, python)
+
+
+def worker_config(python: str = "", plugin_dir: str = PLUGIN_DIR) -> bridge.WorkerConfig:
+    """The worker settings ``oldphoto krita install`` wrote, with the dialog's Python if one was typed."""
+    path = os.path.join(plugin_dir, bridge.CONFIG_NAME)
+    if os.path.isfile(path) or not python:
+        config = bridge.WorkerConfig.load(path, install_command=INSTALL_COMMAND)
+    else:
+        config = bridge.WorkerConfig(python=python, install_command=INSTALL_COMMAND)
+    if python and python != config.python:
+        config.python = python
+        try:
+            config.save(path)
+        except OSError:
+            pass  # a read-only plug-in folder: the typed Python still serves this run
+    return config
+
+
+def prepare(doc, plan: Plan) -> layers.Source:
+    """Read what the worker gets (the user's layer is only read)."""
+    node = layers.paint_layer(doc)
+    use_mask = plan.options.scratches == "mask" and plan.output != "detect-only"
+    return layers.read_source(doc, node, use_mask)
+
+
+def start_job(config: bridge.WorkerConfig, source: layers.Source, plan: Plan) -> Job:
+    w, h = source.rect[2], source.rect[3]
+    detect_only = plan.output == "detect-only"
+    want_mask = plan.mask_layer or plan.output == "repairs-only"
+    return Job(config, source.rgb, (w, h), plan.options, mask=source.mask, want_mask=want_mask,
+               detect_only=detect_only).start()
+
+
+def finish(doc, source: layers.Source, plan: Plan, job: Job) -> list:
+    """Write the finished job's result into new nodes above the source layer; returns them."""
+    added = []
+    top = source.node
+    mask = job.result_mask if job.result_mask is not None else source.mask  # the worker's, else the selection
+    if job.result is not None:
+        top = layers.write_result(doc, source, job.result, mask, repairs_only=plan.output == "repairs-only")
+        added.append(top)
+    if plan.mask_layer and mask is not None:
+        added.append(layers.write_mask_layer(doc, source, mask, top))
+    doc.refreshProjection()
+    return added

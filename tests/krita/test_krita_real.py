@@ -1,0 +1,181 @@
+"""The Krita plug-in in a REAL Krita 5 (Debian's, installed by tests/setup/krita.sh), under Xvfb.
+
+* ``kritarunner`` (Krita's Python API, no window) runs tests/krita/krita_cases.py once: the plug-in's
+  layer code on real documents in every colour model and depth it accepts (and the ones it refuses),
+  on a layer smaller than the canvas and offset, with alpha.
+* One GUI Krita with the real plug-in installed by ``oldphoto krita install`` and a test-only driver
+  plug-in (tests/krita/e2e_plugin): the real action on a real PNG, the seeded-weights worker doing the
+  work; the "Restored" layer must equal ``Restorer.restore`` on the same pixels.
+
+The Krita profile (XDG folders, resource database) is built once per session. Every Krita start runs
+under ``timeout``: a Krita that never gets to quit must not hang the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ..conftest import REPO
+from ..test_bridge import assert_same_restoration
+
+HERE = Path(__file__).parent
+SETUP = REPO / "tests" / "setup" / "krita.sh"
+W, H = 48, 40
+"""The GUI test's photo: small, so the seeded worker is quick."""
+
+
+def _require_krita() -> None:
+    """Runs the setup script (it returns at once when Krita is there); skips only where it cannot install."""
+    def present() -> bool:
+        return all(shutil.which(t) for t in ("kritarunner", "krita", "xvfb-run", "timeout"))
+
+    if present():
+        return
+    r = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=1800)
+    if r.returncode:
+        pytest.fail(f"installing Krita failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    if not present():
+        pytest.skip(f"real-Krita test skipped: {r.stdout.strip().splitlines()[-1] if r.stdout.strip() else 'no Krita'}")
+
+
+@pytest.fixture(scope="session")
+def krita_profile(tmp_path_factory, seeded_weights_dir) -> dict:
+    """A private Krita profile with the plug-in installed by its own command (stdio worker, seeded
+    weights) and the test driver enabled; shared by every Krita start of the session."""
+    _require_krita()
+    base = tmp_path_factory.mktemp("krita")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "QT_", "XDG_"))}
+    for name in ("home", "data", "config", "cache", "runtime"):
+        (base / name).mkdir(mode=0o700)
+    env.update(HOME=str(base / "home"), XDG_DATA_HOME=str(base / "data"), XDG_CONFIG_HOME=str(base / "config"),
+               XDG_CACHE_HOME=str(base / "cache"), XDG_RUNTIME_DIR=str(base / "runtime"))
+    pykrita = base / "data" / "krita" / "pykrita"
+    r = subprocess.run([sys.executable, "-m", "oldphoto.cli", "krita", "install", "--pykrita-dir", str(pykrita),
+                        "--weights-dir", str(seeded_weights_dir), "--device", "cpu", "--transport", "stdio"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Python Plugin Manager" in r.stdout
+    shutil.copytree(HERE / "e2e_plugin", pykrita, dirs_exist_ok=True)
+    (base / "config" / "kritarc").write_text(
+        "[python]\nenable_oldphoto_krita=true\nenable_oldphoto_krita_e2e=true\n", encoding="utf-8")
+    return {"base": base, "env": env, "pykrita": pykrita}
+
+
+def _kritarunner(profile: dict, module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(profile["env"], PYTHONPATH=f"{HERE}{os.pathsep}{profile['pykrita']}")
+    cmd = ["timeout", str(timeout), "xvfb-run", "-a", "kritarunner", "-s", module, "-f", "main", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def cases(krita_profile) -> dict:
+    out = krita_profile["base"] / "cases.json"
+    r = _kritarunner(krita_profile, "krita_cases", str(out))
+    assert out.is_file(), f"kritarunner wrote no report (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    report = json.loads(out.read_text())
+    assert not report["errors"], "\n".join(report["errors"])
+    return report
+
+
+ACCEPTED = ["RGBA/U8", "RGBA/U16", "RGBA/F16", "RGBA/F32", "GRAYA/U8", "GRAYA/U16"]
+
+
+@pytest.mark.parametrize("space", ACCEPTED)
+def test_layer_pixels_in_every_depth(cases, space):
+    """Read as 8-bit sRGB, result written back into the layer's own space: exact round trips (Krita's
+    conversions through float), alpha bytes of the original at full depth, original untouched."""
+    c = cases["spaces"][space]
+    assert c["rect"] == [5, 3, 12, 8], "the layer's own rectangle (smaller than the canvas, offset)"
+    assert c["rgb_diff"] == 0 and c["alpha_diff"] == 0
+    assert c["order"] == ["Background", "photo", "Restored"], "the new layer goes right above the original"
+    assert c["new_space"][:2] == space.split("/"), "the result is in the layer's colour space"
+    assert c["new_bounds"] == [5, 3, 12, 8]
+    assert c["result_diff"] == 0, "what the worker returned is what the new layer shows"
+    assert c["alpha_bytes_equal"] and c["original_unchanged"]
+    assert c["repairs_only_alpha"], "'only the repaired damage': the original's alpha on the mask, 0 elsewhere"
+    assert c["order_with_mask"][-1] == "Scratch mask" and c["mask_layer_alpha_equal"]
+
+
+@pytest.mark.parametrize("space", ["CMYKA/U8", "LABA/U16"])
+def test_unfaithful_colour_models_are_refused(cases, space):
+    assert "works on RGB and greyscale layers" in cases["spaces"][space]["refused"]
+    assert "Convert Image Color Space" in cases["spaces"][space]["refused"]
+
+
+def test_selection_bounds_and_selection_as_damage_mask(cases):
+    s = cases["selection"]
+    assert "needs a selection" in s["no_selection"]
+    assert s["bounds_rect"] == [5, 3, 3, 3], "a selection that is not the mask limits the restored area"
+    assert s["mask_rect"] == [5, 3, 12, 8], "as the damage mask, the whole layer is restored"
+    assert s["mask_rows"][:3] == ["ffffff" + "00" * 9] * 3 and set(s["mask_rows"][3:]) == {"00" * 12}
+    assert "does not cover any part" in s["off_layer_False"] and "does not cover any part" in s["off_layer_True"]
+
+
+def test_bad_layers_get_a_message(cases):
+    assert "works on a paint layer, and 'A group' is a group layer" in cases["bad"]["group"]
+    assert "is empty" in cases["bad"]["empty"]
+
+
+def _photo() -> np.ndarray:
+    rng = np.random.default_rng(25)
+    y, x = np.mgrid[0:H, 0:W]
+    base = np.stack([x * 255 // W, y * 255 // H, (x + y) * 255 // (W + H)], axis=-1)
+    return np.clip(base + rng.integers(-30, 30, (H, W, 3)), 0, 255).astype(np.uint8)
+
+
+def test_the_real_action_in_a_gui_krita(krita_profile, seeded_weights_dir, tmp_path):
+    """Tools > Scripts > Restore Old Photo… on a PNG: the driver sets the dialog (scratches detected,
+    strength 0.8, faces off, Scratch mask layer) and presses OK; runs it again and presses Cancel in
+    the progress dialog; then runs it on a group layer."""
+    photo = _photo()
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    values = {"scratches": "auto", "faces": False, "strength": 0.8, "mask_layer": True}
+    job = {"input": str(tmp_path / "photo.png"), "out": str(out), "values": values}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    env = dict(krita_profile["env"], OLDPHOTO_KRITA_E2E=str(tmp_path / "job.json"))
+    cmd = ["timeout", "300", "xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "krita", "--nosplash"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    report_file = out / "report.json"
+    assert report_file.is_file(), f"Krita exited {r.returncode} without a report:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    report = json.loads(report_file.read_text())
+    assert "error" not in report, (report, r.stderr[-4000:])
+    # every option of the protocol has its control in the dialog
+    from oldphoto import bridge
+
+    assert set(bridge.RestoreOptions.names()) <= set(report["dialog_controls"])
+    assert report["layers"] == [report["photo"]["name"], "Restored", "Scratch mask"]
+    assert report["original_unchanged"] is True
+    assert report["restored_bounds"] == [0, 0, W, H]
+
+    from oldphoto import Restorer
+
+    want = Restorer(device="cpu", weights_dir=seeded_weights_dir).restore(
+        photo, scratches="auto", faces=False, strength=0.8)
+    bgra = np.frombuffer((out / "restored.bgra").read_bytes(), np.uint8).reshape(H, W, 4)
+    got = bgra[..., [2, 1, 0]]
+    assert_same_restoration(got, np.asarray(want.image.convert("RGB")))
+    assert (bgra[..., 3] == 255).all()
+    mask = np.frombuffer((out / "mask.bgra").read_bytes(), np.uint8).reshape(H, W, 4)[..., 3]
+    from oldphoto.imageio import resize_mask
+
+    used = resize_mask(np.asarray(want.mask, dtype=bool), (W, H))  # the mask at the photo's size, as the worker sends it
+    assert np.array_equal(mask > 0, used), "the Scratch mask layer is the mask used"
+
+    cancel = report["cancel"]  # run again and cancelled from the progress dialog: nothing added, no message
+    assert cancel["cancelled"] is True and cancel["error"] is None and cancel["added"] == []
+    assert cancel["layers_after"] == report["layers"] and cancel["modal"] is None
+
+    bad = report["bad_layer"]
+    assert bad["object"] == "oldphoto_error" and bad["title"] == "Restore Old Photo"
+    assert bad["text"].startswith("Restore Old Photo works on a paint layer, and 'A group' is a group layer")
