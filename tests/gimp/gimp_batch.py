@@ -199,7 +199,7 @@ if mode == "main":
     gimg.convert_grayscale()
     run_case("colourise_gray", gimg, glayer, proc_name=COLORIZE, props=tiny)
     # a colour photo with "only colourise a grey layer" (the default): refused, nothing added
-    cimg = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "in.png")))
+    cimg = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "colour.png")))
     run_case("colourise_colour", cimg, cimg.get_layers()[0], proc_name=COLORIZE, props=tiny)
 
     # every new value comes back from the saved settings (what the dialog's OK saves)
