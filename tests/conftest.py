@@ -34,13 +34,33 @@ def seeded_weights_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def color_weights_dir(seeded_weights_dir) -> Path:
-    """``seeded_weights_dir`` plus seeded DDColor-T (``ddcolor_paper_tiny``, scheme ddcolor-seeded-v1, seed 36)."""
+def _seeded_beside(seeded_weights_dir: Path, tmp_path_factory, name: str, components: list[str]) -> Path:
+    """A new folder with ``seeded_weights_dir``'s files linked (not copied) plus seeded ``components``.
+
+    Never write into ``seeded_weights_dir`` itself: other tests rely on what it lacks (e.g. a missing
+    colour model is reported), and a session fixture must look the same whatever ran before."""
     from oldphoto.seeded import write_seeded_weights
 
-    write_seeded_weights(seeded_weights_dir, ["ddcolor_paper_tiny"])
-    return seeded_weights_dir
+    out = tmp_path_factory.mktemp(name)
+    for f in seeded_weights_dir.iterdir():
+        (out / f.name).symlink_to(f)
+    write_seeded_weights(out, components)
+    return out
+
+
+@pytest.fixture(scope="session")
+def color_weights_dir(seeded_color_weights_dir) -> Path:
+    """``seeded_weights_dir`` plus seeded DDColor-T (``ddcolor_paper_tiny``, scheme ddcolor-seeded-v1, seed 36)."""
+    return seeded_color_weights_dir
+
+
+GUIDED_COMPONENTS = ["exemplar_vgg19", "exemplar_nonlocal", "exemplar_colornet", "siggraph17"]
+
+
+@pytest.fixture(scope="session")
+def guided_weights_dir(seeded_weights_dir, tmp_path_factory) -> Path:
+    """``seeded_weights_dir`` plus the seeded Deep Exemplar and SIGGRAPH17 files."""
+    return _seeded_beside(seeded_weights_dir, tmp_path_factory, "seeded_guided_weights", GUIDED_COMPONENTS)
 
 
 @pytest.fixture(scope="session")
@@ -87,26 +107,11 @@ def pytest_report_header(config) -> list[str]:
 def seeded_color_weights_dir(seeded_weights_dir, tmp_path_factory) -> Path:
     """``seeded_weights_dir`` (linked, not copied) plus the seeded tiny DDColor (``ddcolor_paper_tiny``,
     220 MB, a few seconds): what colour tests of the surfaces need, with ``colorize_model="tiny"``."""
-    from oldphoto.seeded import write_seeded_weights
-
-    out = tmp_path_factory.mktemp("seeded_color_weights")
-    for f in seeded_weights_dir.iterdir():
-        (out / f.name).symlink_to(f)
-    write_seeded_weights(out, ["ddcolor_paper_tiny"])
-    return out
-
-
-GUIDED_COMPONENTS = ["exemplar_vgg19", "exemplar_nonlocal", "exemplar_colornet", "siggraph17"]
+    return _seeded_beside(seeded_weights_dir, tmp_path_factory, "seeded_color_weights", ["ddcolor_paper_tiny"])
 
 
 @pytest.fixture(scope="session")
 def seeded_guided_weights_dir(seeded_color_weights_dir, tmp_path_factory) -> Path:
-    """``seeded_color_weights_dir`` (linked) plus seeded Deep Exemplar and SIGGRAPH17 weights: what the
-    surfaces' tests of colour from a reference photo and from colour points need."""
-    from oldphoto.seeded import write_seeded_weights
-
-    out = tmp_path_factory.mktemp("seeded_guided_weights")
-    for f in seeded_color_weights_dir.iterdir():
-        (out / f.name).symlink_to(f)
-    write_seeded_weights(out, GUIDED_COMPONENTS)
-    return out
+    """``seeded_color_weights_dir`` plus seeded Deep Exemplar and SIGGRAPH17 weights: what the surfaces'
+    tests of every colour mode need (the tiny DDColor, a reference photo, colour points)."""
+    return _seeded_beside(seeded_color_weights_dir, tmp_path_factory, "seeded_surface_weights", GUIDED_COMPONENTS)

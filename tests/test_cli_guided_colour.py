@@ -16,11 +16,8 @@ GUIDED = ["exemplar_vgg19", "exemplar_nonlocal", "exemplar_colornet", "siggraph1
 
 
 @pytest.fixture(scope="module")
-def wdir(seeded_weights_dir):
-    from oldphoto.seeded import write_seeded_weights
-
-    write_seeded_weights(seeded_weights_dir, GUIDED)
-    return seeded_weights_dir
+def wdir(guided_weights_dir):
+    return guided_weights_dir
 
 
 @pytest.fixture(autouse=True)

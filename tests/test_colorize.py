@@ -234,3 +234,20 @@ def test_cli_restore_and_batch_with_colorize(tmp_path, color_weights_dir, capsys
     bad = main(["restore", str(src / "p.png"), "-o", str(tmp_path / "x"), "--colorize", "--color-strength", "2",
                 "--weights-dir", str(color_weights_dir), "-q"])
     assert bad == 2 and "color_strength must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_memory_model_knows_the_colour_stage():
+    from oldphoto import memory
+
+    plain = memory.estimate_peak_bytes(6000, 4000, "quality")
+    coloured = memory.estimate_peak_bytes(6000, 4000, "quality", colorize="ddcolor_modelscope")
+    assert coloured - plain >= memory.weights_bytes(["ddcolor_modelscope"])  # its 0.9 GB of weights at least
+    alone = memory.estimate_peak_bytes(6000, 4000, "colorize", colorize="ddcolor_paper_tiny")
+    assert alone < memory.estimate_peak_bytes(6000, 4000, "colorize", colorize="ddcolor_modelscope")
+    budget = memory.estimate_peak_bytes(3000, 2000, "colorize", colorize="ddcolor_paper_tiny")
+    with pytest.raises(InputError, match=r"it would fit at about \d+x\d+ pixels") as e:
+        memory.check_fits(6000, 4000, "colorize", colorize="ddcolor_paper_tiny", available=budget)
+    import re
+
+    w, h = map(int, re.search(r"fit at about (\d+)x(\d+)", str(e.value)).groups())
+    assert 2800 <= w <= 3000 and memory.estimate_peak_bytes(w, h, "colorize", colorize="ddcolor_paper_tiny") <= budget

@@ -10,9 +10,10 @@ from oldphoto.refcheck import run_dir
 
 from .conftest import require_reference
 
-# the L model at 512 is the slowest case (~10 s on 2 cores) and adds nothing the L 256 case and the
-# T 512 case do not cover; refcheck runs it from the command line
-SLOW = {"e2e_large_s512_old_d_120x166"}
+# the L model end to end is the slowest part (~10-20 s per case on 2 cores) and adds nothing that
+# net_large_64x64_d (the L network, block by block) and the T end-to-end cases do not cover; the
+# refcheck command line runs them (README "Colour": How faithful)
+SLOW = {"e2e_large_s512_old_d_120x166", "e2e_large_s256_old_a_109x164"}
 
 
 def test_refcheck_ddcolor_public_set_passes():

@@ -22,11 +22,8 @@ GUIDED = ["exemplar_vgg19", "exemplar_nonlocal", "exemplar_colornet", "siggraph1
 
 
 @pytest.fixture(scope="module")
-def restorer(seeded_weights_dir) -> Restorer:
-    from oldphoto.seeded import write_seeded_weights
-
-    write_seeded_weights(seeded_weights_dir, GUIDED)
-    return Restorer(weights_dir=seeded_weights_dir)
+def restorer(guided_weights_dir) -> Restorer:
+    return Restorer(weights_dir=guided_weights_dir)
 
 
 @pytest.fixture

@@ -521,6 +521,7 @@ print(json.dumps({"binding": qt.BINDING, "values": d.values(), "widgets": sorted
     values = out["values"]
     assert values == {"scratches": "auto", "faces": False, "hr": False, "strength": 1.0, "face_strength": 1.0,
                       "scratch_threshold": 0.4, "mask_grow": 5, "output": "detect-only", "mask_layer": False,
-                      "python": "/env/python"}
+                      "python": "/env/python", "colorize": "none", "colorize_model": "modelscope",
+                      "color_strength": 1.0, "existing_color": "replace"}
     p = controller.make_plan(values)
     assert p.options.mask_grow == 5 and p.output == "detect-only" and p.python == "/env/python"

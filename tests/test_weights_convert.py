@@ -208,11 +208,13 @@ def test_oldphoto_cli_has_the_weights_command():
                     reason="writes 1.6 GB of checkpoints; runs in CI (CI=true) or with OLDPHOTO_FULL_WEIGHTS_TEST=1")
 def test_every_component_converts_and_loads_strictly(tmp_path):
     src = tmp_path / "official"
-    for name in weights.registry().components:
+    # the three DDColor-L files share one layout (0.9 GB each): DDColor-T stands for the colour models
+    names = [n for n in weights.registry().components if not n.startswith("ddcolor_") or n == "ddcolor_paper_tiny"]
+    for name in names:
         wrap = "model_state" if name == "detection_unet" else "plain"
         official_pickle(name, src / official_layout_path(name), wrap=wrap)
     results = convert(src, tmp_path / "out")
-    assert sorted(r.component for r in results) == sorted(weights.registry().components)
+    assert sorted(r.component for r in results) == sorted(names)
     for r in results:
         assert r.size == weights.component_spec(r.component).size, r.component
         state = load_file(str(r.path))

@@ -45,7 +45,9 @@ RUNTIME_BYTES = 300 * MiB
 # Colour stage (stages/colorize.py) above its network: DDColor's activations at 512 px (photo-size
 # independent) plus, per photo pixel, the uint8 photo, its float32 RGB copy for cv2.resize (12 B),
 # the uncoloured image kept for re-blending and the result (3 B each) and PIL copies; the strips of
-# the post-processing are bounded. Measured with benchmarks/bench_colorize.py (run +MB), with margin.
+# the post-processing are bounded. Measured with benchmarks/bench_colorize.py (peak above the warm
+# process): DDColor-T +285 MB at 1 MP, +408 MB at 12 MP (~11 B per photo pixel; the official
+# pipeline: +835 / +1011 MB). Kept with a wide margin: restore() also holds its own results then.
 COLOR_RUN_BYTES = {"ddcolor_paper_tiny": 600 * MiB, "large": 1200 * MiB,
                    # guided colour (stages/guided.py) at its fixed ~330k-pixel processing size, with the
                    # other two Deep Exemplar networks' weights (108 MB): benchmarks/bench_colorize_guided.py

@@ -16,6 +16,11 @@ OUTPUTS = (("layer", "New layer"),
            ("repairs-only", "New layer showing only the repaired damage"),
            ("detect-only", "Detect scratches only (a 'Scratch mask' layer, no restoration)"))
 
+COLORIZE = (("none", "No colour"), ("auto", "Automatic (DDColor)"))
+COLOR_MODELS = (("modelscope", "ModelScope (default)"), ("paper", "Paper"), ("artistic", "Artistic (vivid)"),
+                ("tiny", "Tiny (fast)"))
+EXISTING_COLOR = (("replace", "Replace the existing colour"), ("grey-only", "Only if the layer is grey"))
+
 CONTROLS: dict[str, tuple[str, str, Any]] = {
     # option -> (label, tooltip, spec): spec is ((value, text), ...) for a choice (a combo box),
     # (minimum, maximum, step) for a number (its type is the option's default's), None for a bool
@@ -27,6 +32,11 @@ CONTROLS: dict[str, tuple[str, str, Any]] = {
     "scratch_threshold": ("Scratch threshold:", "Detection probability from which a pixel is a scratch "
                           "(lower finds more)", (0.0, 1.0, 0.05)),
     "mask_grow": ("Mask grow (pixels):", "Widen the damage mask by this many pixels", (0, 64, 1)),
+    "colorize": ("Colour:", "Colourise the restored photo (DDColor, the last stage)", COLORIZE),
+    "colorize_model": ("Colour model:", "Which DDColor checkpoint colours the photo", COLOR_MODELS),
+    "color_strength": ("Colour strength:", "How much of the predicted colour is kept (0 = grey)", (0.0, 1.0, 0.05)),
+    "existing_color": ("If the layer has colour:", "Replace a layer's own colour, or colour only grey or "
+                       "toned layers", EXISTING_COLOR),
 }
 HELP = ("Restores a damaged old photo with the networks of 'Bringing Old Photos Back to Life' (Wan et al., "
         "CVPR 2020) into a new layer 'Restored' above the active paint layer; the layer itself is not changed. "

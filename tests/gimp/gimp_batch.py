@@ -199,14 +199,8 @@ if mode == "main":
     gimg.convert_grayscale()
     run_case("colourise_gray", gimg, glayer, proc_name=COLORIZE, props=tiny)
     # a colour photo with "only colourise a grey layer" (the default): refused, nothing added
-    # (orange and blue halves: the sepia test photo counts as grey for oldphoto.stages.colorize.is_grey)
-    cimg = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
-    clayer = Gimp.Layer.new(cimg, "colour", 64, 48, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-    cimg.insert_layer(clayer, None, 0)
-    clayer.get_buffer().set(Gegl.Rectangle.new(0, 0, 64, 48), "R'G'B'A u8",
-                            (bytes([200, 120, 40, 255]) * 32 + bytes([40, 90, 200, 255]) * 32) * 48)
-    clayer.get_buffer().flush()
-    run_case("colourise_colour", cimg, clayer, proc_name=COLORIZE, props=tiny)
+    cimg = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "colour.png")))
+    run_case("colourise_colour", cimg, cimg.get_layers()[0], proc_name=COLORIZE, props=tiny)
 
     # colour points: a transparent layer "Colour points" with two painted 3x3 dots over the grey photo
     pimg, player = grey_image()

@@ -173,6 +173,11 @@ def gimp_run(seeded_guided_weights_dir, tmp_path_factory):
         Image.fromarray(rgba, "RGBA").save(work / "in.png")
         grey = np.asarray(rgb.convert("L").convert("RGB"))  # a black-and-white photo, for colour
         Image.fromarray(np.dstack([grey, alpha]), "RGBA").save(work / "grey.png")
+        # a photo with colour of its own (the scratched test photos are one-hue toned prints, which
+        # oldphoto.stages.colorize.is_grey counts as grey): "only if grey" must refuse it
+        colour = Image.open(require_reference("test_images", "old", "a.png")).convert("RGB")
+        colour.thumbnail((128, 128), Image.LANCZOS)
+        colour.save(work / "colour.png")
         shutil.copy(BATCH, work / "gimp_batch.py")
 
         _oldphoto("gimp", "install", "--plugins-dir", str(work / "cfg" / "plug-ins"),

@@ -113,6 +113,31 @@ def sine_position(h: int, w: int, *, device: torch.device | None = None) -> torc
     return pos.flatten(2).permute(2, 0, 1)
 
 
+def attention(mha: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``mha(query, key, value)[0]`` for (L, 1, E) inputs without masks, as its slow path computes it.
+
+    Same ops in the same order as ``F.multi_head_attention_forward`` (three projections with the row
+    blocks of ``in_proj_weight``, q scaled by sqrt(1/head_dim) before ``q @ k^T``, softmax, ``@ v``,
+    heads concatenated, ``out_proj``), but with the heads laid out contiguously: torch's version
+    hands ``bmm`` a strided (S, heads, d) view, which on the CPU falls back to one small copy per
+    row (0.13 M copies per DDColor pass at 512 px, ~40 % of the colour decoder's time). Rounding
+    can differ in the last bits (BLAS blocking); golden cases: queries within 1e-5.
+    """
+    e = mha.embed_dim
+    h = mha.num_heads
+    d = e // h
+    w, b = mha.in_proj_weight, mha.in_proj_bias
+    q = F.linear(query[:, 0], w[:e], b[:e])
+    k = F.linear(key[:, 0], w[e : 2 * e], b[e : 2 * e])
+    v = F.linear(value[:, 0], w[2 * e :], b[2 * e :])
+    q = q.view(-1, h, d).transpose(0, 1).contiguous() * math.sqrt(1.0 / float(d))
+    k = k.view(-1, h, d).transpose(0, 1).contiguous()
+    v = v.view(-1, h, d).transpose(0, 1).contiguous()
+    a = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1)
+    o = torch.bmm(a, v).transpose(0, 1).reshape(-1, e)
+    return F.linear(o, mha.out_proj.weight, mha.out_proj.bias).unsqueeze(1)
+
+
 class CrossAttentionLayer(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -120,7 +145,7 @@ class CrossAttentionLayer(nn.Module):
         self.norm = nn.LayerNorm(HIDDEN)
 
     def forward(self, tgt, memory, pos, query_pos):
-        t2 = self.multihead_attn(query=tgt + query_pos, key=memory + pos, value=memory)[0]
+        t2 = attention(self.multihead_attn, tgt + query_pos, memory + pos, memory)
         return self.norm(tgt + t2)
 
 
@@ -132,7 +157,7 @@ class SelfAttentionLayer(nn.Module):
 
     def forward(self, tgt, query_pos):
         q = k = tgt + query_pos
-        t2 = self.self_attn(q, k, value=tgt)[0]
+        t2 = attention(self.self_attn, q, k, tgt)
         return self.norm(tgt + t2)
 
 
@@ -236,11 +261,53 @@ class DDColor(nn.Module):
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ab = refine_net(cat(einsum(color_embed, img_features), x)), computed in the order of :meth:`head`."""
         if x.shape[2] % 32 or x.shape[3] % 32:
             raise ValueError(f"DDColor needs sides that are multiples of 32, not {tuple(x.shape[2:])}")
         x = self.normalize(x)
-        out_feat = self.decoder(self.encoder(x))
-        return self.refine_net(torch.cat([out_feat, x], dim=1))
+        feats = self.encoder(x)
+        dec = self.decoder
+        out0 = dec.layers[0](feats[3], feats[2])
+        out1 = dec.layers[1](out0, feats[1])
+        out2 = dec.layers[2](out1, feats[0])
+        color_embed = dec.color_decoder.color_embed(dec.color_decoder.queries([out0, out1, out2]))
+        return self.head(out2, color_embed, x)
+
+    HEAD_ROWS = 16
+    """Rows of ``out2`` (1/4 scale) per block of :meth:`head`: 16 x 128 px of the 4096-channel map = 32 MB."""
+
+    def head(self, out2: torch.Tensor, color_embed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The last_shuf -> einsum -> refine_net tail, reassociated; the same linear maps as the official one.
+
+        Officially ``img_features = Blur(PS4(ReLU(conv(out2))))`` (256 channels at full size),
+        ``out_feat = einsum(color_embed, img_features)`` (100 channels at full size) and
+        ``ab = W1 @ out_feat + W2 @ x + b`` (refine_net's 1x1 conv split at channel 100). Blur and the
+        pixel shuffle act on each channel alone and the rest is linear per pixel, so
+        ``W1 @ out_feat = Blur(PS4(K @ ReLU(conv(out2))))`` with ``K`` the 1x1 conv 4096 -> 2*16
+        holding ``M = W1 @ color_embed`` (2 x 256) on each sub-pixel's channels. Why: the official
+        order makes four full-size maps of 100-256 channels (1 GB at 512 px) and ~13 GFLOP of
+        einsum; this one keeps 2 channels at full size and runs the 4096-channel map in row blocks.
+        Only float32 rounding differs (the sums are reassociated): ab within ~1e-4 of the official
+        on the golden cases.
+        """
+        tail = self.decoder.last_shuf
+        w = self.refine_net[0][0].weight()  # (2, 103, 1, 1)
+        m = w[:, : NUM_QUERIES, 0, 0] @ color_embed[0]  # (2, 256)
+        r = tail.shuf.upscale_factor
+        sub = r * r
+        k = torch.zeros(2, sub, m.shape[1], sub, dtype=m.dtype, device=m.device)
+        idx = torch.arange(sub, device=m.device)
+        k[:, idx, :, idx] = m.unsqueeze(0).expand(sub, -1, -1)  # k[o, s, c, s] = m[o, c]
+        k = k.reshape(2 * sub, m.shape[1] * sub, 1, 1)
+        conv = tail.conv[0]
+        wt = conv.weight()
+        rows = []
+        for r0 in range(0, out2.shape[2], self.HEAD_ROWS):
+            tick()
+            h = F.relu(F.conv2d(out2[:, :, r0 : r0 + self.HEAD_ROWS], wt, conv.bias))
+            rows.append(F.conv2d(h, k))
+        y = tail.blur(tail.shuf(torch.cat(rows, dim=2)))
+        return y + F.conv2d(x, w[:, NUM_QUERIES:], self.refine_net[0][0].bias)
 
 
 def ddcolor_tiny() -> DDColor:
