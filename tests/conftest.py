@@ -108,3 +108,10 @@ def seeded_color_weights_dir(seeded_weights_dir, tmp_path_factory) -> Path:
     """``seeded_weights_dir`` (linked, not copied) plus the seeded tiny DDColor (``ddcolor_paper_tiny``,
     220 MB, a few seconds): what colour tests of the surfaces need, with ``colorize_model="tiny"``."""
     return _seeded_beside(seeded_weights_dir, tmp_path_factory, "seeded_color_weights", ["ddcolor_paper_tiny"])
+
+
+@pytest.fixture(scope="session")
+def seeded_guided_weights_dir(seeded_color_weights_dir, tmp_path_factory) -> Path:
+    """``seeded_color_weights_dir`` plus seeded Deep Exemplar and SIGGRAPH17 weights: what the surfaces'
+    tests of every colour mode need (the tiny DDColor, a reference photo, colour points)."""
+    return _seeded_beside(seeded_color_weights_dir, tmp_path_factory, "seeded_surface_weights", GUIDED_COMPONENTS)

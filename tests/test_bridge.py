@@ -48,10 +48,10 @@ def photo() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def restorer(seeded_color_weights_dir):
+def restorer(seeded_guided_weights_dir):
     from oldphoto import Restorer
 
-    return Restorer(device="cpu", weights_dir=seeded_color_weights_dir)
+    return Restorer(device="cpu", weights_dir=seeded_guided_weights_dir)
 
 
 class Conn:
@@ -441,5 +441,73 @@ def test_colour_requests_with_bad_values_get_the_library_message(restorer, grey_
             conn.client.colorize(grey_photo.tobytes(), W, H, colorize_model="huge")
         assert "huge" in str(err.value) and "Traceback" not in str(err.value)
         assert err.value.kind != "InternalError"
+    finally:
+        conn.close()
+
+
+# -- colour from a reference photo and from colour points (protocol 4) ----------------------------
+
+
+@pytest.fixture
+def small_guided(monkeypatch):
+    from oldphoto.stages import guided
+
+    monkeypatch.setattr(guided, "PROCESS_PIXELS", 64 * 128)  # the worker runs in this process
+
+
+def test_reference_as_pixels_or_as_a_file(restorer, grey_photo, photo, small_guided):
+    """A reference sent as another image's raw pixels, or as a file's bytes, colours the layer as
+    Restorer.colorize does; an unreadable file gets the library's one-line message."""
+    from PIL import Image
+
+    want = restorer.colorize(grey_photo, colorize="reference", reference=photo)
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, format="PNG")
+    conn = Conn(bridge_worker.Worker(restorer))
+    try:
+        rgb, info = conn.client.colorize(grey_photo.tobytes(), W, H, colorize="reference", reference=photo.tobytes(),
+                                         reference_size=(W, H))
+        assert info["colorized"]
+        assert np.array_equal(np.frombuffer(rgb, np.uint8).reshape(H, W, 3), np.asarray(want.image))
+        rgb2, _ = conn.client.colorize(grey_photo.tobytes(), W, H, colorize="reference", reference=buf.getvalue())
+        assert rgb2 == rgb
+        rgb3, info = conn.client.restore(grey_photo.tobytes(), W, H, faces=False, colorize="reference",
+                                         reference=buf.getvalue(), want_base=True)
+        restored = restorer.restore(grey_photo, faces=False, colorize="reference", reference=photo)
+        assert np.array_equal(np.frombuffer(rgb3, np.uint8).reshape(H, W, 3), np.asarray(restored.image))
+        assert info["base"]
+        with pytest.raises(bridge.WorkerError, match=r"^Reference photo: ") as err:
+            conn.client.colorize(grey_photo.tobytes(), W, H, colorize="reference", reference=b"not an image")
+        assert err.value.kind == "InputError" and "\n" not in str(err.value)
+        with pytest.raises(bridge.WorkerError, match="needs a reference photo"):
+            conn.client.colorize(grey_photo.tobytes(), W, H, colorize="reference")
+    finally:
+        conn.close()
+
+
+def test_points_as_hints_or_as_a_layer_of_painted_dots(restorer, grey_photo):
+    """Hints travel as they are; a points layer (RGBA at the image's size) becomes one point per dot
+    (oldphoto.stages.points_layer) in the worker: the same result as the same points given as hints."""
+    layer = np.zeros((H, W, 4), np.uint8)
+    layer[9:12, 11:14] = (200, 40, 30, 255)  # a 3x3 dot centred on (12, 10)
+    layer[30:32, 36:38] = (30, 60, 210, 255)  # a 2x2 dot centred on (36.5, 30.5)
+    want = restorer.colorize(grey_photo, colorize="points", hints=[(12, 10, "#c8281e"), (36.5, 30.5, "#1e3cd2")])
+    conn = Conn(bridge_worker.Worker(restorer))
+    try:
+        rgb, info = conn.client.colorize(grey_photo.tobytes(), W, H, colorize="points", points_layer=layer.tobytes())
+        assert info["colorized"]
+        assert np.array_equal(np.frombuffer(rgb, np.uint8).reshape(H, W, 3), np.asarray(want.image))
+        rgb2, _ = conn.client.colorize(grey_photo.tobytes(), W, H, colorize="points",
+                                       hints=[[12, 10, "#c8281e"], [36.5, 30.5, "#1e3cd2"]])
+        assert rgb2 == rgb
+        rgb3, info = conn.client.restore(grey_photo.tobytes(), W, H, faces=False, colorize="points",
+                                         points_layer=layer.tobytes())
+        restored = restorer.restore(grey_photo, faces=False, colorize="points",
+                                    hints=[(12, 10, "#c8281e"), (36.5, 30.5, "#1e3cd2")])
+        assert np.array_equal(np.frombuffer(rgb3, np.uint8).reshape(H, W, 3), np.asarray(restored.image))
+        with pytest.raises(bridge.WorkerError, match=r"Colour point 1 at \(60, 5\) is outside the photo"):
+            conn.client.colorize(grey_photo.tobytes(), W, H, colorize="points", hints=[[60, 5, "#ff0000"]])
+        with pytest.raises(ValueError, match="points layer has"):
+            conn.client.colorize(grey_photo.tobytes(), W, H, colorize="points", points_layer=b"\0" * 10)
     finally:
         conn.close()

@@ -142,6 +142,7 @@ def test_every_restore_option_is_a_procedure_argument():
             declared.add(node.args[0].value)
     wanted = {name.replace("_", "-") for name in bridge.RestoreOptions.names()}
     assert wanted <= declared, wanted - declared
+    assert {"reference-image", "reference-file"} <= declared
 
 
 def test_restore_options_take_a_dialogs_values():

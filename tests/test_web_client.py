@@ -17,8 +17,8 @@ MAX_SIDE = 160  # the test app's size cap, small so that CPU restorations stay q
 
 
 @pytest.fixture(scope="module")
-def app_url(seeded_color_weights_dir):
-    with serve(seeded_color_weights_dir, max_side=MAX_SIDE) as url:
+def app_url(seeded_guided_weights_dir):
+    with serve(seeded_guided_weights_dir, max_side=MAX_SIDE) as url:
         yield url
 
 
@@ -38,12 +38,13 @@ def test_api_is_documented_under_restore(client):
     assert "/restore" in endpoints
     names = [p["parameter_name"] for p in endpoints["/restore"]["parameters"]]
     assert names == ["photo", "scratches", "painted", "faces", "hr", "strength", "face_strength",
-                     "scratch_threshold", "mask_grow", "colorize", "colorize_model", "color_strength", "existing_color"]
+                     "scratch_threshold", "mask_grow", "colorize", "colorize_model", "color_strength", "existing_color",
+                     "reference", "hints"]
     params = {p["parameter_name"]: p for p in endpoints["/restore"]["parameters"]}
     defaults = {k: params[k]["parameter_default"] for k in names[5:]}
     assert defaults == {"strength": 1, "face_strength": 1, "scratch_threshold": 0.4, "mask_grow": 0,
                         "colorize": "none", "colorize_model": "modelscope", "color_strength": 1,
-                        "existing_color": "grey-only"}
+                        "existing_color": "grey-only", "reference": None, "hints": "[]"}
     assert all(params[k]["parameter_has_default"] for k in names[1:])
     # the page's helper events are not part of the public API
     assert set(endpoints) == {"/restore"}
@@ -210,3 +211,54 @@ def test_a_colour_photo_is_only_recoloured_when_asked(client, photo):
     assert "colourised (automatic, Tiny model)" in summary and "already has colour" not in summary
     with Image.open(replaced) as a, Image.open(plain[1]) as b:
         assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.fixture
+def small_guided(monkeypatch):
+    """Deep Exemplar at a lowered processing size (the server runs in this process), for speed."""
+    from oldphoto.stages import guided
+
+    monkeypatch.setattr(guided, "PROCESS_PIXELS", 64 * 128)
+
+
+def test_reference_and_points_are_optional_api_parameters(client, grey_photo, photo, small_guided):
+    """colorize="reference" with a reference upload, and colorize="points" with hints as JSON text in
+    the uploaded photo's pixels, both come back in colour at the photo's size; a point changes the
+    colour around it (seeded weights: not to a known colour, but not the same as without it)."""
+    _s, by_ref, summary, _m, _f = client.predict(
+        photo=handle_file(str(grey_photo)), faces=False, colorize="reference", reference=handle_file(str(photo)),
+        api_name="/restore")
+    assert "colourised (from the reference photo" in summary
+    with Image.open(by_ref) as out:
+        assert out.size == (128, 96)
+    assert _chroma(by_ref) > 1.0
+    _s, none, _summary, _m, _f = client.predict(
+        photo=handle_file(str(grey_photo)), faces=False, colorize="points", api_name="/restore")
+    _s, pointed, summary, _m, _f = client.predict(
+        photo=handle_file(str(grey_photo)), faces=False, colorize="points", hints='[[32, 24, "#20c040"]]',
+        api_name="/restore")
+    assert "colourised (with colour points" in summary
+    with Image.open(none) as a, Image.open(pointed) as b:
+        near = np.abs(np.asarray(b, float)[20:29, 28:37] - np.asarray(a, float)[20:29, 28:37]).mean()
+    assert near > 3, near
+
+
+def test_bad_reference_and_points_give_one_line_messages(client, grey_photo, tmp_path):
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"not a photo at all")
+    with pytest.raises(AppError) as exc:
+        client.predict(photo=handle_file(str(grey_photo)), colorize="reference", reference=handle_file(str(bad)),
+                       api_name="/restore")
+    msg = str(exc.value)
+    assert "Reference photo:" in msg and "holiday.jpg" in msg and "Traceback" not in msg and "/tmp/" not in msg
+    with pytest.raises(AppError, match="none is uploaded"):
+        client.predict(photo=handle_file(str(grey_photo)), colorize="reference", api_name="/restore")
+    with pytest.raises(AppError, match=r"Colour point 1 at \(500, 5\) is outside the photo \(128x96"):
+        client.predict(photo=handle_file(str(grey_photo)), colorize="points", hints='[[500, 5, "#ff0000"]]',
+                       api_name="/restore")
+    with pytest.raises(AppError, match="bad colour 'red'"):
+        client.predict(photo=handle_file(str(grey_photo)), colorize="points", hints='[[5, 5, "red"]]',
+                       api_name="/restore")
+    with pytest.raises(AppError, match="not valid JSON"):
+        client.predict(photo=handle_file(str(grey_photo)), colorize="points", hints="5,5,#ff0000",
+                       api_name="/restore")

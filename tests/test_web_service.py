@@ -126,17 +126,20 @@ def test_without_spaces_the_gpu_wrapper_is_a_no_op():
     assert on_gpu(f) is f
 
 
-def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir, seeded_color_weights_dir,
+def test_preload_loads_every_mode_or_reports_what_is_missing(seeded_weights_dir, seeded_guided_weights_dir,
                                                              tmp_path):
     from oldphoto import Restorer
 
-    r = Restorer(device="cpu", weights_dir=seeded_color_weights_dir)
+    r = Restorer(device="cpu", weights_dir=seeded_guided_weights_dir)
     assert service.preload_networks(r, colorize_model="tiny") == []
     problems = service.preload_networks(Restorer(device="cpu", weights_dir=tmp_path), colorize_model="tiny")
-    assert len(problems) == 4 and all("vae_a_quality" in p or "detection_unet" in p for p in problems)
+    assert len(problems) == 6
+    assert all("vae_a_quality" in p or "detection_unet" in p or "exemplar" in p or "siggraph17" in p
+               for p in problems)
     no_colour = service.preload_networks(Restorer(device="cpu", weights_dir=seeded_weights_dir),
                                          colorize_model="tiny")
-    assert len(no_colour) == 1 and "ddcolor_paper_tiny" in no_colour[0]
+    assert len(no_colour) == 3
+    assert "ddcolor_paper_tiny" in no_colour[0] and "exemplar" in no_colour[1] and "siggraph17" in no_colour[2]
 
 
 def test_the_queue_protects_the_machine(tmp_path):
@@ -272,3 +275,70 @@ def test_gpu_duration_counts_colour():
     plain = gpu_seconds(big, None, "none", False, False, None, None, {}, {})
     coloured = gpu_seconds(big, None, "none", False, False, None, None, {}, {"colorize": "auto"})
     assert coloured > plain == gpu_seconds(big, None, "none", False, False)
+
+
+def test_reference_and_points_become_restore_keywords(tmp_path):
+    """"From a reference photo" passes the uploaded file on and needs one; "With colour points" parses
+    the points field (JSON, as the CLI's hints file) and passes the points on."""
+    grey = service.prepare_photo(Image.new("RGB", (40, 30), (90, 90, 90)))
+    ref = photo_file(tmp_path / "ref.png", (64, 48))
+    req = service.build_request(grey, "none", None, hr=False, faces=False, colorize="reference", reference=ref)
+    assert req.color["colorize"] == "reference" and req.color["reference"] == str(ref)
+    with pytest.raises(service.UserError, match="none is uploaded"):
+        service.color_request(grey.photo, "reference")
+    color, _ = service.color_request(grey.photo, "points", hints='[[3, 4, "#FF0000"], {"x": 39, "y": 29, "color": "#00ff00"}]')
+    assert color["colorize"] == "points" and color["hints"] == [(3, 4, "#FF0000"), (39, 29, "#00ff00")]
+    assert service.color_request(grey.photo, "points", hints="")[0]["hints"] == []  # no points: the model's own guess
+    assert service.color_request(grey.photo, "points", hints=None)[0]["hints"] == []
+
+
+def test_bad_points_and_references_get_the_library_message(tmp_path):
+    """Each mistake a visitor or an API client can make gets one line that names it."""
+    grey = service.prepare_photo(Image.new("RGB", (40, 30), (90, 90, 90)))
+    with pytest.raises(service.UserError, match=r"^Colour points: not valid JSON .*\[\[x, y, \"#rrggbb\"\]"):
+        service.color_request(grey.photo, "points", hints="[[1, 2")
+    with pytest.raises(InputError, match=r"^Colour points: point 1 must be \[x, y"):
+        service.color_request(grey.photo, "points", hints="[[1, 2]]")
+    with pytest.raises(InputError, match=r"^Colour point 2 at \(40, 5\) is outside the photo \(40x30"):
+        service.color_request(grey.photo, "points", hints='[[1, 2, "#ff0000"], [40, 5, "#ff0000"]]')
+    with pytest.raises(InputError, match=r"^Colour point 1 at \(1, 2\) has a bad colour 'red'"):
+        service.color_request(grey.photo, "points", hints='[[1, 2, "red"]]')
+    bad = tmp_path / "ref.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(InputError, match=r"^Reference photo: .*not a readable image"):
+        service.check_reference(bad)
+    with pytest.raises(InputError, match="reference photo is too small"):
+        service.check_reference(photo_file(tmp_path / "tiny.png", (4, 4)))
+    service.check_reference(photo_file(tmp_path / "ok.png", (64, 48)))  # a usable one passes
+
+
+def test_points_are_given_on_the_full_size_photo(tmp_path):
+    """Points are in pixels of the uploaded photo: when the demo downscales it, they move with it,
+    and they are checked against the upload's size (so the message names the user's numbers)."""
+    big = service.prepare_photo(photo_file(tmp_path / "big.png", (400, 200)), max_side=100)
+    assert big.photo.size == (100, 50)
+    color, _ = service.color_request(big.photo, "points", "modelscope", hints='[[399, 199, "#ff0000"], [200, 100, "#00ff00"]]',
+                                     original_size=big.original_size)
+    assert color["hints"] == [(99, 49, "#ff0000"), (50.0, 25.0, "#00ff00")]
+    with pytest.raises(InputError, match=r"\(400, 10\) is outside the photo \(400x200"):
+        service.color_request(big.photo, "points", hints='[[400, 10, "#ff0000"]]', original_size=big.original_size)
+
+
+def test_a_click_on_the_preview_is_a_full_resolution_point():
+    """The click-to-place preview is at most EDITOR_MAX_SIDE; a click maps to the photo's own pixel."""
+    assert service.click_to_point([10, 20], (100, 50), (400, 200)) == (42, 82)  # pixel centre 10.5 * 4
+    assert service.click_to_point([99, 49], (100, 50), (400, 200)) == (398, 198)  # the pixel centre
+    assert service.click_to_point([0, 0], (100, 50), (100, 50)) == (0, 0)
+    assert service.click_to_point([100, 5], (100, 50), (400, 200)) is None  # outside the photo
+    assert service.click_to_point(None, (100, 50), (400, 200)) is None
+    assert service.points_json([(42.4, 81.6, "#3A6EA5")]) == '[[42, 82, "#3A6EA5"]]'
+
+
+def test_points_are_drawn_where_they_are_in_their_colour():
+    photo = Image.new("RGB", (2000, 1000), (128, 128, 128))
+    preview = service.points_preview(photo, [(1000, 500, "#ff0000"), (100, 900, "#00ff00")], (2000, 1000))
+    assert preview.size == (service.EDITOR_MAX_SIDE, 512)
+    assert preview.getpixel((512, 256)) == (255, 0, 0)
+    assert preview.getpixel((51, 461)) == (0, 255, 0)
+    assert preview.getpixel((300, 300)) == (128, 128, 128)  # the photo elsewhere
+    assert photo.getpixel((1000, 500)) == (128, 128, 128)  # the photo itself is not drawn on

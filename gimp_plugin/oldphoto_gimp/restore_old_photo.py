@@ -65,7 +65,11 @@ COLOR_HELP = (
     "has colour' is 'Replace the existing colour'. 'Put the colour in a Color mode layer' adds the "
     "colour as a layer 'Colour' in LCh Color mode above the layer whose lightness it keeps (the "
     "original, or 'Restored'): erase or mask it to take colour away. A grayscale image is converted to "
-    "RGB first (Undo takes it back)."
+    "RGB first (Undo takes it back). 'From a reference photo' carries over the colours of a colour photo "
+    "of the same or a similar scene (Deep Exemplar): choose it as 'Reference photo file', or open it in GIMP "
+    "and choose it as 'Reference image'. 'With colour points': add a transparent layer named 'Colour "
+    "points' and paint a small dot of each known colour where it belongs; each separate dot becomes one "
+    "point at its centre with its average colour (SIGGRAPH17 user-guided colourisation)."
 )
 COLORIZE_HELP = (
     "Colourises a black-and-white photo without repairing it. The result goes into a new layer "
@@ -136,8 +140,12 @@ def _source_layer(drawables, label: str):
     return src
 
 
-COLOR_FIELDS = ("colorize_model", "color_strength", "existing_color")
-"""The bridge options the Colourise filter has controls for (its colour method is always "auto")."""
+COLOR_FIELDS = ("colorize", "colorize_model", "color_strength", "existing_color")
+"""The bridge options the Colourise filter has controls for."""
+
+POINTS_LAYER_NAMES = ("Colour points", "Color points")
+"""A transparent layer of this name holds the colour points: each painted dot becomes a point at its
+centre with its mean colour (the worker's ``oldphoto.stages.points_layer``)."""
 
 
 def restore_options(config, names=None) -> bridge.RestoreOptions:
@@ -158,6 +166,44 @@ def _read_layer(src):
     rect = Gegl.Rectangle.new(0, 0, w, h)
     rgba = src.get_buffer().get(rect, 1.0, pixels.READ_RGBA, Gegl.AbyssPolicy.CLAMP)
     return pixels.rgba_to_rgb(rgba, w, h), w, h, (ox, oy), rect
+
+
+def _guidance(image, src, config, options, label: str) -> dict:
+    """The reference photo (another open image's pixels, or a file's bytes for the worker to decode)
+    and the "Colour points" layer (RGBA over ``src``'s area) that ``options.colorize`` needs, as
+    ``WorkerClient`` keywords. GIMP only reads pixels here; the worker finds the points."""
+    if options.colorize == "reference":
+        ref_file = config.get_property("reference-file")
+        ref_image = config.get_property("reference-image")
+        if ref_file is not None and ref_file.get_path():
+            try:
+                with open(ref_file.get_path(), "rb") as f:
+                    return {"reference": f.read()}
+            except OSError as exc:
+                raise PluginError(f"{label}: the reference file {ref_file.get_path()} cannot be read "
+                                  f"({exc.strerror or exc}).") from None
+        if ref_image is not None:
+            layers = ref_image.get_selected_layers() or ref_image.get_layers()
+            if not layers:
+                raise PluginError(f"{label}: the reference image has no layer.")
+            rgb, w, h, _offsets, _rect = _read_layer(layers[0])
+            return {"reference": rgb, "reference_size": (w, h)}
+        raise PluginError(f"{label}: 'From a reference photo' needs a reference: choose another open image "
+                          "under 'Reference image' or a file under 'Reference photo file'.")
+    if options.colorize == "points":
+        layer = next((l for l in image.get_layers() if l.get_name() in POINTS_LAYER_NAMES), None)
+        if layer is None:
+            raise PluginError(f"{label}: 'With colour points' needs a transparent layer named 'Colour points' "
+                              "on which you paint a dot of each colour where it belongs.")
+        if layer == src:
+            raise PluginError(f"{label}: select the photo's layer, not the 'Colour points' layer.")
+        w, h = src.get_width(), src.get_height()
+        _, sx, sy = src.get_offsets()
+        _, px, py = layer.get_offsets()
+        rect = Gegl.Rectangle.new(sx - px, sy - py, w, h)  # the photo's area, in the points layer's pixels
+        rgba = layer.get_buffer().get(rect, 1.0, pixels.READ_RGBA, Gegl.AbyssPolicy.NONE)
+        return {"points_layer": bytes(rgba)}
+    return {}
 
 
 def _reporters(label: str):
@@ -204,10 +250,11 @@ def colorize_layer(image, drawables, config) -> None:
     worker_config = _worker_config()
     Gimp.progress_init(f"{COLORIZE_LABEL}: reading the layer")
     rgb, w, h, _offsets, rect = _read_layer(src)
+    guidance = _guidance(image, src, config, options, COLORIZE_LABEL)
     status, progress = _reporters(COLORIZE_LABEL)
     status("connecting to the oldphoto worker")
     with bridge.WorkerClient.connect(worker_config, status=status) as client:
-        out_rgb, _info = client.colorize(rgb, w, h, options, progress=progress)
+        out_rgb, _info = client.colorize(rgb, w, h, options, progress=progress, **guidance)
     status("writing the result")
     image.undo_group_start()
     try:
@@ -236,6 +283,7 @@ def restore_layer(image, drawables, config) -> None:
     Gimp.progress_init(f"{LABEL}: reading the layer")
     rgb, w, h, (ox, oy), rect = _read_layer(src)
     mask = _selection_mask(image, (ox, oy), (w, h)) if scratches == "mask" and output != "detect-only" else None
+    guidance = _guidance(image, src, config, options, LABEL) if output != "detect-only" else {}
     status, progress = _reporters(LABEL)
     status("connecting to the oldphoto worker")
     out_rgb = used_mask = None
@@ -245,7 +293,8 @@ def restore_layer(image, drawables, config) -> None:
             used_mask = client.detect(rgb, w, h, options, progress=progress)
         else:
             out_rgb, info = client.restore(rgb, w, h, options, mask=mask, want_base=color_layer,
-                                           want_mask=want_channel or output == "layer-mask", progress=progress)
+                                           want_mask=want_channel or output == "layer-mask", progress=progress,
+                                           **guidance)
             used_mask = info.get("mask_pixels")
     status("writing the result")
     image.undo_group_start()  # layer, layer mask and channel: one step in Edit > Undo
@@ -357,6 +406,11 @@ class RestoreOldPhoto(Gimp.PlugIn):
             p.set_documentation("Colourise a black-and-white photo into a new layer (oldphoto, DDColor)",
                                 COLORIZE_HELP, name)
             p.set_attribution("oldphoto contributors", "oldphoto contributors (MIT)", "2025")
+            method = Gimp.Choice.new()
+            method.add("auto", 0, "Automatic (DDColor)", "Predict the colour with DDColor")
+            _add_guided_choices(method, 1)
+            p.add_choice_argument("colorize", "Colo_urise", "Where the colour comes from", method, "auto",
+                                  GObject.ParamFlags.READWRITE)
             _add_color_arguments(p)
             return p
         p.set_image_types("RGB*, GRAY*")
@@ -401,10 +455,18 @@ class RestoreOldPhoto(Gimp.PlugIn):
         colorize = Gimp.Choice.new()
         colorize.add("none", 0, "No colour", "Keep the photo's tones")
         colorize.add("auto", 1, "Automatic (DDColor)", "Colourise the result with DDColor (the last stage)")
+        _add_guided_choices(colorize, 2)
         p.add_choice_argument("colorize", "Colo_urise", "Colour the result", colorize, "none",
                               GObject.ParamFlags.READWRITE)
         _add_color_arguments(p)
         return p
+
+
+def _add_guided_choices(choice, first: int) -> None:
+    choice.add("reference", first, "From a reference photo",
+               "Carry over the colours of a colour photo of the same or a similar scene (Deep Exemplar)")
+    choice.add("points", first + 1, "With colour points",
+               "The colours of the dots painted on a layer named 'Colour points' (SIGGRAPH17)")
 
 
 def _add_color_arguments(p) -> None:
@@ -423,6 +485,12 @@ def _add_color_arguments(p) -> None:
     existing.add("replace", 1, "Replace the existing colour", "Predict new colour from the layer's lightness")
     p.add_choice_argument("existing-color", "_If the layer has colour", "What to do with a layer that has colour",
                           existing, "grey-only", GObject.ParamFlags.READWRITE)
+    p.add_image_argument("reference-image", "Refe_rence image",
+                         "For 'From a reference photo': another open image in colour (its selected layer)", True,
+                         GObject.ParamFlags.READWRITE)
+    p.add_file_argument("reference-file", "Reference photo file (_browse)",
+                        "For 'From a reference photo': a colour photo file (used instead of the reference image)",
+                        Gimp.FileChooserAction.OPEN, True, None, GObject.ParamFlags.READWRITE)
     p.add_boolean_argument("color-layer", "Put the colour in a Color mode la_yer",
                            "Add the colour as a layer 'Colour' in LCh Color mode over the layer whose lightness it "
                            "keeps, so that it can be painted away", False, GObject.ParamFlags.READWRITE)

@@ -37,7 +37,8 @@ INTRO = """\
 Upload a scanned old photo and press **Restore**. The networks are those of *Bringing Old Photos Back
 to Life* (Wan et al., CVPR 2020): global restoration in latent space, optional scratch repair (detected
 or painted by you) and face enhancement; black-and-white photos can be colourised automatically with
-DDColor (Kang et al., ICCV 2023). Drag the slider to compare before and after.
+DDColor (Kang et al., ICCV 2023), from a reference colour photo, or from colour points you place. Drag
+the slider to compare before and after.
 """
 
 CSS = """
@@ -152,6 +153,15 @@ def build_app(
             raise _error(service.InputError(_shown_name(str(exc), photo))) from exc
         return " ".join(f"⚠️ {n}" for n in prepared.notices)
 
+    def check_reference(ref: str | None) -> None:
+        """New reference upload: read it now, so a bad file gets the library's message at once."""
+        if ref is None:
+            return
+        try:
+            service.check_reference(ref)
+        except service.OldPhotoError as exc:
+            raise _error(service.InputError(_shown_name(str(exc), ref))) from exc
+
     def fill_editor(photo: str | None, scratches: str) -> Any:
         """Put the photo into the brush editor when painting is chosen.
 
@@ -199,6 +209,8 @@ def build_app(
         colorize_model: str = "modelscope",
         color_strength: float = 1.0,
         existing_color: str = "grey-only",
+        reference: str | None = None,
+        hints: str = "",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker here
         request: gr.Request = None,  # type: ignore[assignment]  # injected by Gradio (session for Cancel)
     ) -> tuple[Any, ...]:
@@ -214,11 +226,15 @@ def build_app(
             face_strength: 0..1, how much of each enhanced face is blended in (default 1).
             scratch_threshold: 0..1, detection probability from which a pixel is a scratch (default 0.4).
             mask_grow: 0..64, pixels by which the scratch mask is widened (default 0).
-            colorize: "none" (default) or "auto" (colourise the result with DDColor).
+            colorize: "none" (default), "auto" (colourise the result with DDColor), "reference" (colours
+                of the `reference` photo, Deep Exemplar) or "points" (the colours of `hints`, SIGGRAPH17).
             colorize_model: "modelscope" (default), "paper", "artistic" or "tiny" (fastest).
             color_strength: 0..1, share of the predicted colour kept (1 = full, the default; 0 = grey).
             existing_color: "grey-only" (default: a photo that already has colour is not colourised, and
                 the summary says so) or "replace" (its colour is replaced by the predicted one).
+            reference: a colour photo of the same or a similar scene; only for colorize="reference".
+            hints: colour points as JSON text '[[x, y, "#rrggbb"], ...]' in pixels of the uploaded photo;
+                only for colorize="points" (none: the model's own automatic colour).
 
         Returns:
             (before, after) images, the full-resolution PNG, a summary, the scratch mask used, face crops.
@@ -228,7 +244,9 @@ def build_app(
             req = service.build_request(prepared, scratches, painted, hr=hr, faces=faces, strength=strength,
                                         face_strength=face_strength, scratch_threshold=scratch_threshold,
                                         mask_grow=mask_grow, colorize=colorize, colorize_model=colorize_model,
-                                        color_strength=color_strength, existing_color=existing_color)
+                                        color_strength=color_strength, existing_color=existing_color,
+                                        reference=reference if colorize == "reference" else None,
+                                        hints=hints if colorize == "points" else None)
             prepared.notices.extend(req.notices)  # shown in the summary, also after a re-blend
             for notice in prepared.notices:
                 gr.Warning(notice)
@@ -242,8 +260,8 @@ def build_app(
             out = service.package_result(prepared, result, results.new_folder())
             kept.put(session_key(request), prepared, result)
         except Exception as exc:
-            if isinstance(exc, service.InputError) and photo:
-                exc = service.InputError(_shown_name(str(exc), photo))
+            if isinstance(exc, service.InputError) and (photo or reference):
+                exc = service.InputError(_shown_name(_shown_name(str(exc), photo), reference))
             raise _error(exc) from exc
         return (
             (out.before, out.after),
@@ -252,6 +270,47 @@ def build_app(
             out.mask,
             out.faces,
         )
+
+    def points_image(photo: str | None, hints: str) -> Any:
+        """The click-to-place copy of the photo with the current points drawn (None without a photo)."""
+        if photo is None:
+            return None
+        try:
+            prepared = service.prepare_photo(photo, max_side=max_side)
+            points = service.parse_points(hints)
+        except service.OldPhotoError:
+            return None  # check_photo / restore report it
+        return results.image_file(service.points_preview(prepared.photo, points, prepared.original_size))
+
+    def add_point(photo: str | None, hints: str, colour: str, evt: gr.SelectData) -> tuple[Any, str]:
+        """A click on the preview: a point of the picked colour at that place of the full-size photo."""
+        if photo is None:
+            return gr.skip(), hints
+        try:
+            prepared = service.prepare_photo(photo, max_side=max_side)
+            points = service.parse_points(hints)
+            preview = service.editor_preview(prepared.photo)
+            at = service.click_to_point(evt.index, preview.size, prepared.original_size)
+            if at is None:
+                return gr.skip(), hints
+            service.scale_points([(at[0], at[1], colour)], prepared.original_size, prepared.original_size)
+        except Exception as exc:
+            raise _error(exc) from exc
+        points.append((at[0], at[1], colour.lower()))
+        text = service.points_json(points)
+        return points_image(photo, text), text
+
+    def remove_last_point(photo: str | None, hints: str) -> tuple[Any, str]:
+        try:
+            points = service.parse_points(hints)[:-1]
+        except service.OldPhotoError:
+            points = []
+        text = service.points_json(points)
+        return points_image(photo, text), text
+
+    def new_points_photo(photo: str | None, colorize: str) -> tuple[Any, str]:
+        """A new photo starts without points; the preview is drawn while colour points are chosen."""
+        return (points_image(photo, "[]") if colorize == "points" else None), "[]"
 
     def readjust(strength: float, face_strength: float, color_strength: float = 1.0,
                  request: gr.Request = None) -> tuple[Any, ...]:  # type: ignore[assignment]
@@ -302,10 +361,27 @@ def build_app(
                                         elem_id="colorize")
                     with gr.Group(visible=False, elem_id="colour-options") as colour_options:
                         colorize_model = gr.Dropdown(list(service.COLOR_MODELS), value="modelscope",
-                                                     label="Colour model", elem_id="colorize-model")
+                                                     label="Colour model (automatic)", elem_id="colorize-model")
                         existing_color = gr.Radio(list(service.EXISTING_COLOR_CHOICES), value="grey-only",
                                                   label="If the photo already has colour", elem_id="existing-color")
                         gr.Markdown(service.COLOR_HELP, padding=True)
+                    with gr.Group(visible=False, elem_id="reference-group") as reference_group:
+                        reference = photo_input(label="Reference photo (in colour)", sources=["upload", "clipboard"],
+                                                format="png", height=240, elem_id="reference")
+                    with gr.Group(visible=False, elem_id="points-group") as points_group:
+                        gr.Markdown("Pick a colour, then click the photo where it belongs; each click places a "
+                                    "point of that colour. Points apply to the photo at full resolution.",
+                                    padding=True)
+                        point_colour = gr.ColorPicker(value=service.DEFAULT_POINT_COLOUR, label="Point colour",
+                                                      elem_id="point-colour")
+                        points_img = gr.Image(label="Click to place a colour point", type="filepath", format="png",
+                                              interactive=False, height=380, elem_id="points-image",
+                                              buttons=[])
+                        with gr.Row():
+                            undo_point = gr.Button("Remove the last point", size="sm", elem_id="undo-point")
+                            clear_points = gr.Button("Clear the points", size="sm", elem_id="clear-points")
+                        hints = gr.Textbox(value="[]", label='Colour points (x, y, colour) in photo pixels',
+                                           lines=1, max_lines=4, elem_id="hints")
                 with gr.Accordion("Adjust", open=False, elem_id="adjust"):
                     gr.Markdown(service.ADJUST_HELP, padding=True)
                     strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength", elem_id="strength")
@@ -347,14 +423,30 @@ def build_app(
         scratches.change(show_editor, inputs=scratches, outputs=paint_group, api_visibility="private").then(
             fill_editor, inputs=[photo, scratches], outputs=editor, api_visibility="private"
         )
-        colorize.change(lambda choice: gr.update(visible=choice != "none"), inputs=colorize, outputs=colour_options,
-                        api_visibility="private", queue=False)
+        colorize.change(
+            lambda choice: (gr.update(visible=choice != "none"), gr.update(visible=choice == "auto"),
+                            gr.update(visible=choice == "reference"), gr.update(visible=choice == "points")),
+            inputs=colorize, outputs=[colour_options, colorize_model, reference_group, points_group],
+            api_visibility="private", queue=False,
+        ).then(lambda photo, choice, text: points_image(photo, text) if choice == "points" else gr.skip(),
+               inputs=[photo, colorize, hints], outputs=points_img, api_visibility="private")
+        photo.change(new_points_photo, inputs=[photo, colorize], outputs=[points_img, hints], api_visibility="private")
+        points_img.select(add_point, inputs=[photo, hints, point_colour], outputs=[points_img, hints],
+                          api_visibility="private", concurrency_id="points", concurrency_limit=4)
+        undo_point.click(remove_last_point, inputs=[photo, hints], outputs=[points_img, hints],
+                         api_visibility="private", concurrency_id="points")
+        clear_points.click(lambda photo: (points_image(photo, "[]"), "[]"), inputs=photo, outputs=[points_img, hints],
+                           api_visibility="private", concurrency_id="points")
+        hints.blur(points_image, inputs=[photo, hints], outputs=points_img, api_visibility="private")
+        reference.change(check_reference, inputs=reference, api_visibility="private").failure(
+            lambda: None, outputs=reference, api_visibility="private"
+        )
         detect_btn.click(detect_into_editor, inputs=[photo, scratch_threshold], outputs=editor, api_visibility="private",
                          concurrency_id="restore", concurrency_limit=1)
         restore_job = restore_btn.click(
             restore,
             inputs=[photo, scratches, editor, faces, hr, strength, face_strength, scratch_threshold, mask_grow,
-                    colorize, colorize_model, color_strength, existing_color],
+                    colorize, colorize_model, color_strength, existing_color, reference, hints],
             outputs=[slider, download, summary, mask_img, faces_gallery],
             api_name=API_NAME,
             concurrency_id="restore",

@@ -57,9 +57,17 @@ WEIGHTS_HELP = (
 COLOR_CHOICES = (
     ("No colour (keep the photo's tones)", "none"),
     ("Automatic (DDColor)", "auto"),
+    ("From a reference photo", "reference"),
+    ("With colour points", "points"),
 )
-"""The Colour control: ``Restorer.restore``'s ``colorize`` values. Later kinds of colour (from a
-reference photo, from colour points) are added here, and :func:`color_request` says what each needs."""
+"""The Colour control: ``Restorer.restore``'s ``colorize`` values; :func:`color_request` says what
+each needs (a reference photo for "reference", colour points for "points")."""
+
+DEFAULT_POINT_COLOUR = "#3a6ea5"
+"""The colour picker's first colour (a faded blue: a dress, a sky)."""
+
+POINT_RADIUS = 6
+"""Radius in pixels of a point's marker on the click-to-place preview."""
 
 COLOR_MODELS = (
     ("ModelScope: natural colours (default)", "modelscope"),
@@ -80,7 +88,11 @@ COLOR_HELP = (
     "**Colour**: *Automatic* colourises the restored photo with DDColor (Kang et al., ICCV 2023); the "
     "photo's own lightness is kept and only the colour is predicted. *ModelScope* gives natural "
     "colours, *Artistic* more vivid ones, *Tiny* is the fastest on a CPU. A photo that already has "
-    "colour is left as it is unless you choose “Replace the existing colour”."
+    "colour is left as it is unless you choose “Replace the existing colour”. *From a reference photo* "
+    "takes the colours of a colour photo of the same or a similar scene (Deep Exemplar, Zhang et al., "
+    "CVPR 2019): upload it below. *With colour points* uses the colours you know (SIGGRAPH17 user-guided "
+    "colourisation): pick a colour, click the photo where it belongs, and repeat; without points the "
+    "model guesses on its own."
 )
 
 MAX_FACES_SHOWN = 12
@@ -161,14 +173,100 @@ class Request:
     adds them to the photo's notices, so that re-blends show them too."""
 
 
+def parse_points(text: str | list | None) -> list[tuple[Any, Any, Any]]:
+    """The points field (JSON ``[[x, y, "#rrggbb"], ...]`` or ``[{"x", "y", "color"}, ...]``, as the
+    CLI's hints file) -> point tuples; empty or missing = no points. One-line :class:`UserError` for
+    text that is not such a list; positions and colours are checked by the library."""
+    import json
+
+    from oldphoto.cli.colour import points_from_json
+
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return []
+    if isinstance(text, str):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"Colour points: not valid JSON ({exc.msg}); write them as "
+                            '[[x, y, "#rrggbb"], ...] in photo pixels.') from None
+    else:
+        data = text
+    return points_from_json(data, "Colour points")
+
+
+def points_json(points: list) -> str:
+    """Point tuples -> the points field's text (positions rounded to whole pixels)."""
+    import json
+
+    return json.dumps([[round(float(x)), round(float(y)), str(c)] for x, y, c in points])
+
+
+def scale_points(points: list, original_size: tuple[int, int], photo_size: tuple[int, int]) -> list:
+    """Points given on the uploaded photo -> the same places on the (possibly downscaled) photo restored.
+
+    They are first checked against the upload's size, so an error names the user's own coordinates.
+    """
+    from oldphoto.stages.guided import check_points
+
+    check_points(points, original_size)
+    if original_size == photo_size:
+        return list(points)
+    sx, sy = photo_size[0] / original_size[0], photo_size[1] / original_size[1]
+    return [(min(float(x) * sx, photo_size[0] - 1), min(float(y) * sy, photo_size[1] - 1), c) for x, y, c in points]
+
+
+def click_to_point(index: Any, preview_size: tuple[int, int], original_size: tuple[int, int]
+                   ) -> tuple[int, int] | None:
+    """A click on the preview (Gradio's ``SelectData.index``: [x, y] in the preview's pixels) -> the
+    pixel of the uploaded photo at full resolution; None for a click outside the photo."""
+    if not isinstance(index, (list, tuple)) or len(index) != 2:
+        return None
+    try:
+        px, py = float(index[0]), float(index[1])
+    except (TypeError, ValueError):
+        return None
+    pw, ph = preview_size
+    if not (0 <= px < pw and 0 <= py < ph):
+        return None
+    ow, oh = original_size
+    return min(int((px + 0.5) * ow / pw), ow - 1), min(int((py + 0.5) * oh / ph), oh - 1)
+
+
+def points_preview(photo: Image.Image, points: list, original_size: tuple[int, int]) -> Image.Image:
+    """The click-to-place copy of the photo with each point drawn as a dot of its colour (numbered by
+    order, ringed in black and white so it shows on any photo). Drawing only: no point data changes."""
+    from PIL import ImageDraw
+
+    from oldphoto.stages.guided import parse_colour
+
+    preview = editor_preview(photo).convert("RGB")
+    draw = ImageDraw.Draw(preview)
+    sx, sy = preview.width / original_size[0], preview.height / original_size[1]
+    r = POINT_RADIUS
+    for i, (x, y, colour) in enumerate(points, 1):
+        try:
+            rgb, _ = parse_colour(colour, f"Colour point {i}")
+        except OldPhotoError:
+            continue  # the restore reports it with its message
+        cx, cy = (float(x) + 0.5) * sx, (float(y) + 0.5) * sy
+        draw.ellipse((cx - r - 2, cy - r - 2, cx + r + 2, cy + r + 2), fill=(0, 0, 0))
+        draw.ellipse((cx - r - 1, cy - r - 1, cx + r + 1, cy + r + 1), fill=(255, 255, 255))
+        draw.ellipse((cx - r + 1, cy - r + 1, cx + r - 1, cy + r - 1), fill=tuple(rgb))
+        draw.text((cx + r + 3, cy - r - 3), str(i), fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+    return preview
+
+
 def color_request(photo: Image.Image, colorize: str | None = "none", colorize_model: str | None = "modelscope",
-                  color_strength: float = 1.0, existing_color: str | None = "grey-only") -> tuple[dict[str, Any],
-                                                                                                  list[str]]:
+                  color_strength: float = 1.0, existing_color: str | None = "grey-only", *,
+                  reference: str | Path | None = None, hints: str | list | None = None,
+                  original_size: tuple[int, int] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The Colour controls -> ``Restorer.restore`` keywords, and notices for the user.
 
     With ``existing_color="grey-only"`` a photo that already has colour (``oldphoto.stages.colorize.is_grey``
     says no) is not colourised, and the notice says how to replace its colour. Values are checked here
     only as far as the form's choices go; the library checks ranges and says which they are.
+    ``reference`` (a file) is needed for "reference"; ``hints`` (:func:`parse_points`) are in the
+    pixels of the uploaded photo (``original_size``) and are scaled to ``photo`` when it was downscaled.
     """
     colorize = colorize or "none"
     if colorize == "none":
@@ -189,7 +287,16 @@ def color_request(photo: Image.Image, colorize: str | None = "none", colorize_mo
         if not is_grey(photo):
             return {}, ["Your photo already has colour, so it was not colourised. To replace its colour "
                         "with predicted colour, choose “Replace the existing colour” and restore again."]
-    return {"colorize": colorize, "colorize_model": model, "color_strength": color_strength}, []
+    out: dict[str, Any] = {"colorize": colorize, "colorize_model": model, "color_strength": color_strength}
+    if colorize == "reference":
+        if not reference:
+            raise UserError("You chose to colour from a reference photo but none is uploaded: upload a colour "
+                            "photo of the same or a similar scene under “Reference photo”.")
+        out["reference"] = str(reference)
+    elif colorize == "points":
+        points = parse_points(hints)
+        out["hints"] = scale_points(points, original_size or photo.size, photo.size)
+    return out, []
 
 
 def build_request(
@@ -207,12 +314,15 @@ def build_request(
     colorize_model: str | None = "modelscope",
     color_strength: float = 1.0,
     existing_color: str | None = "grey-only",
+    reference: str | Path | None = None,
+    hints: str | list | None = None,
 ) -> Request:
     """The form's scratch option -> ``scratches`` / ``mask`` arguments of the library, plus the
     adjustments and the colour options (:func:`color_request`)."""
     adjust = {"strength": strength, "face_strength": face_strength, "scratch_threshold": scratch_threshold,
               "mask_grow": mask_grow}
-    color, notices = color_request(prepared.photo, colorize, colorize_model, color_strength, existing_color)
+    color, notices = color_request(prepared.photo, colorize, colorize_model, color_strength, existing_color,
+                                   reference=reference, hints=hints, original_size=prepared.original_size)
     req = _scratch_request(prepared, scratches, editor, hr=hr, faces=faces, adjust=adjust)
     req.color, req.notices = color, notices
     return req
@@ -276,8 +386,14 @@ def reblend(prepared: Prepared, result: Any, strength: float, face_strength: flo
 
 def color_summary(result: Any) -> str:
     """E.g. "colourised (automatic, Tiny model, colour strength 0.5)" for the summary line."""
-    model = {value: label.split(":")[0] for label, value in COLOR_MODELS}.get(result.color.model, result.color.model)
-    text = f"colourised (automatic, {model} model"  # "auto" is the only method until reference / points
+    kind = getattr(result.color, "model", "")
+    if kind == "reference":
+        text = "colourised (from the reference photo"
+    elif kind == "points":
+        text = "colourised (with colour points"
+    else:
+        model = {value: label.split(":")[0] for label, value in COLOR_MODELS}.get(kind, kind)
+        text = f"colourised (automatic, {model} model"
     if result.controls.color_strength != 1.0:
         text += f", colour strength {result.controls.color_strength:g}"
     return text + ")"
@@ -319,8 +435,8 @@ class RestorerHolder:
 
 
 def preload_networks(restorer: Any, colorize_model: str = "modelscope") -> list[str]:
-    """Load every mode's networks, and the default colour model, now; return the messages of the
-    modes whose weights are missing.
+    """Load every mode's networks, the default DDColor model and the reference / colour-point models
+    now; return the messages of the modes whose weights are missing.
 
     A Space preloads at start-up so the first visitor does not wait for loading, and so that on
     ZeroGPU the networks live in the main process (each GPU call runs in a short-lived worker that
@@ -333,10 +449,11 @@ def preload_networks(restorer: Any, colorize_model: str = "modelscope") -> list[
             restorer.preload(scratches=scratches, hr=hr, faces=True)
         except OldPhotoError as exc:
             problems.append(str(exc))
-    try:  # the other colour models load when first chosen
-        restorer.preload(faces=False, colorize="auto", colorize_model=colorize_model)
-    except OldPhotoError as exc:
-        problems.append(str(exc))
+    for colorize in ("auto", "reference", "points"):  # the other DDColor models load when first chosen
+        try:
+            restorer.preload(faces=False, colorize=colorize, colorize_model=colorize_model)
+        except OldPhotoError as exc:
+            problems.append(str(exc))
     return problems
 
 
@@ -435,6 +552,20 @@ def package_result(prepared: Prepared, result: Any, out_dir: str | Path | None =
     )
 
 
+def check_reference(src: str | Path | None) -> None:
+    """Raise the library's one-line :class:`InputError` now if a reference upload cannot be used
+    (unreadable, tiny), as ``Restorer.restore`` would."""
+    if src is None:
+        return
+    from oldphoto.stages.guided import check_reference as check
+
+    try:
+        ref = imageio.load_rgb(src)
+    except InputError as exc:
+        raise InputError(f"Reference photo: {exc}") from None
+    check(np.asarray(ref))
+
+
 def check_photo(src: str | Path | None) -> None:
     """Raise :class:`InputError` now if an upload is not a usable image (used right after upload)."""
     if src is not None:
@@ -447,6 +578,7 @@ __all__ = [
     "COLOR_CHOICES",
     "COLOR_HELP",
     "COLOR_MODELS",
+    "DEFAULT_POINT_COLOUR",
     "EXISTING_COLOR_CHOICES",
     "InputError",
     "KeptResults",
@@ -459,9 +591,14 @@ __all__ = [
     "SCRATCH_CHOICES",
     "UserError",
     "build_request",
+    "check_reference",
+    "click_to_point",
     "color_request",
     "editor_preview",
     "package_result",
+    "parse_points",
+    "points_json",
+    "points_preview",
     "prepare_photo",
     "reblend",
     "user_message",

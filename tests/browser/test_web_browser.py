@@ -365,3 +365,121 @@ def test_automatic_colour_and_colour_strength(browser, seeded_color_weights_dir,
         assert len(calls) == 1, f"the networks ran again: {calls}"
         context.close()
         assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _image_at(url: str) -> Image.Image:
+    import urllib.request
+    from io import BytesIO
+
+    with urllib.request.urlopen(url) as r:  # noqa: S310 - 127.0.0.1
+        return Image.open(BytesIO(r.read())).convert("RGB")
+
+
+def _click_natural(pg, selector: str, x: int, y: int) -> None:
+    """Click the pixel (x, y) of the image shown in ``selector``, wherever the page scaled it to
+    (``object-fit: contain``, as Gradio shows it: scaled down to fit, never up, centred)."""
+    img = pg.locator(selector).first
+    img.wait_for(state="visible", timeout=30_000)
+    pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0 }",
+                         arg=selector, timeout=30_000)  # a re-drawn preview may still be loading
+    img.scroll_into_view_if_needed()
+    box = img.bounding_box()  # in the viewport: the mouse clicks there
+    nw, nh = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    r = min(box["width"] / nw, box["height"] / nh, 1)
+    ox, oy = (box["width"] - nw * r) / 2, (box["height"] - nh * r) / 2
+    pg.mouse.click(box["x"] + ox + (x + 0.5) * r, box["y"] + oy + (y + 0.5) * r)
+
+
+def _pick_colour(pg, hex_colour: str) -> None:
+    pg.locator("#point-colour button.dialog-button").click()
+    box = pg.locator("#point-colour .color-picker input[type=text]")
+    box.fill(hex_colour)
+    box.press("Enter")
+    pg.locator("#point-colour [data-testid=block-info]").click()  # closes the picker
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    pg.wait_for_function("c => document.querySelector('#point-colour button.dialog-button').style.background"
+                         " === c", arg=f"rgb({r}, {g}, {b})", timeout=10_000)
+
+
+def test_place_two_colour_points_by_clicking(browser, seeded_guided_weights_dir, old_photo, tmp_path):
+    """Colour ▸ With colour points: pick a colour, click the photo, pick another, click again. The two
+    points are drawn in their colours where clicked, "Remove the last point" takes one back, and the
+    restoration gets exactly those points in the photo's pixels; the result's colour changes around
+    each point (seeded weights: towards no known colour, but unlike the result without points)."""
+    import json
+
+    import numpy as np
+
+    from oldphoto import Restorer
+
+    grey = tmp_path / "grandfather_grey.png"
+    with Image.open(old_photo) as im:
+        im.convert("L").convert("RGB").save(grey)
+        w, h = im.size
+    calls: list[dict] = []
+
+    class Counting(Restorer):
+        def restore(self, *args, **kwargs):
+            calls.append({k: kwargs.get(k) for k in ("colorize", "hints")})
+            return super().restore(*args, **kwargs)
+
+    restorer = Counting(device="cpu", weights_dir=seeded_guided_weights_dir)
+    with serve(seeded_guided_weights_dir, restorer_factory=lambda: restorer) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1400})
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(url)
+        pg.wait_for_selector("#restore-btn", timeout=60_000)
+        pg.locator("#photo input[type=file]").set_input_files(str(grey))
+        pg.get_by_label("Enhance faces").uncheck()
+        pg.locator("#photo img").first.wait_for(state="visible", timeout=30_000)
+        assert not pg.locator("#points-image").is_visible()
+        pg.get_by_label("With colour points").check()
+        pg.locator("#points-image img").first.wait_for(state="visible", timeout=30_000)
+        hints = pg.locator("#hints textarea")
+
+        def points_now(n: int) -> list:
+            try:
+                pg.wait_for_function("([sel, n]) => { const e = document.querySelector(sel);"
+                                     " try { return JSON.parse(e.value).length === n } catch (x) { return false } }",
+                                     arg=["#hints textarea", n], timeout=30_000)
+            except playwright_api.TimeoutError:
+                shot(pg, "points-timeout")
+                raise AssertionError(f"expected {n} points, the field holds {hints.input_value()!r}") from None
+            return json.loads(hints.input_value())
+
+        wanted = [(w // 4, h // 3, "#c03020"), (3 * w // 4, 2 * h // 3, "#2040d0")]
+        for i, (x, y, colour) in enumerate(wanted, 1):
+            _pick_colour(pg, colour)
+            _click_natural(pg, "#points-image img", x, y)
+            points = points_now(i)
+        assert points == [[x, y, c] for x, y, c in wanted], points
+        drawn = _image_at(pg.locator("#points-image img").first.get_attribute("src"))
+        assert drawn.size == (w, h)
+        for x, y, colour in wanted:  # each dot is drawn in its colour where it was clicked
+            assert drawn.getpixel((x, y)) == tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+        shot(pg, "11-two-colour-points")
+
+        pg.click("#undo-point")
+        assert points_now(1) == [list(wanted[0])]
+        _click_natural(pg, "#points-image img", *wanted[1][:2])  # the picker still holds the second colour
+        assert points_now(2) == [list(p) for p in wanted]
+
+        pg.click("#restore-btn")
+        pg.locator("#download").wait_for(state="visible", timeout=240_000)
+        assert calls == [{"colorize": "points", "hints": [tuple(p) for p in wanted]}], calls
+        summary = pg.locator("#summary").inner_text()
+        assert "colourised (with colour points" in summary, summary
+        after = _image_at(pg.locator("#result img").nth(1).get_attribute("src"))
+        shot(pg, "12-coloured-from-points")
+        without = restorer.restore(grey, faces=False, colorize="points").image  # the same photo, no points
+        got, base = np.asarray(after, float), np.asarray(without, float)
+        for x, y, _c in wanted:
+            near = np.abs(got[y - 4:y + 5, x - 4:x + 5] - base[y - 4:y + 5, x - 4:x + 5]).mean()
+            assert near > 3, (x, y, near)
+
+        pg.click("#clear-points")
+        assert points_now(0) == []
+        context.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"

@@ -202,6 +202,25 @@ if mode == "main":
     cimg = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "colour.png")))
     run_case("colourise_colour", cimg, cimg.get_layers()[0], proc_name=COLORIZE, props=tiny)
 
+    # colour points: a transparent layer "Colour points" with two painted 3x3 dots over the grey photo
+    pimg, player = grey_image()
+    pw, ph = player.get_width(), player.get_height()
+    dots = Gimp.Layer.new(pimg, "Colour points", pw, ph, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    pimg.insert_layer(dots, None, 0)
+    dots.fill(Gimp.FillType.TRANSPARENT)
+    for (dx, dy), rgb in (((pw // 5, ph // 5), (200, 40, 30)), ((3 * pw // 5, 3 * ph // 5), (30, 60, 210))):
+        dots.get_buffer().set(Gegl.Rectangle.new(dx - 1, dy - 1, 3, 3), "R'G'B'A u8", bytes([*rgb, 255]) * 9)
+    dots.get_buffer().flush()
+    dump("points-dots.rgba", pixels(dots, "R'G'B'A u8"))
+    run_case("points", pimg, player, proc_name=COLORIZE, props={"colorize": "points"})
+    # Restore coloured after another open image (the colour photo), the colour in a Color mode layer
+    rimg, rlayer = grey_image()
+    refimg = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(T, "in.png")))
+    run_case("reference", rimg, rlayer, scratches="none", faces=False, hr=False,
+             props={"colorize": "reference", "reference-image": refimg, "color-layer": True})
+    # "With colour points" without a "Colour points" layer: refused with what to do, nothing added
+    run_case("points_missing", *grey_image(), proc_name=COLORIZE, props={"colorize": "points"})
+
     # every new value comes back from the saved settings (what the dialog's OK saves)
     remembered = os.path.join(Gimp.directory(), "plug-in-settings", f"GimpProcedureConfigRun-{PROC}.last")
     os.makedirs(os.path.dirname(remembered), exist_ok=True)

@@ -153,8 +153,8 @@ def _close(got: np.ndarray, want: np.ndarray) -> bool:
 
 
 @pytest.fixture(scope="module")
-def gimp_run(seeded_color_weights_dir, tmp_path_factory):
-    seeded_weights_dir = seeded_color_weights_dir  # the restoration networks and the tiny DDColor
+def gimp_run(seeded_guided_weights_dir, tmp_path_factory):
+    seeded_weights_dir = seeded_guided_weights_dir  # restoration, the tiny DDColor, Deep Exemplar, SIGGRAPH17
     """One GIMP session with all success cases, plus the expected results computed meanwhile."""
     root = _gimp_root()
     photo = require_reference("test_images", "old_w_scratch", "a.png")
@@ -208,6 +208,7 @@ def gimp_run(seeded_color_weights_dir, tmp_path_factory):
                 coloured = r.restore(grey, faces=False, colorize="auto", colorize_model="tiny")
                 remembered = r.restore(arr, faces=False, strength=0.25, face_strength=0.5, scratch_threshold=0.3,
                                        mask_grow=2)
+                by_reference = r.restore(grey, faces=False, colorize="reference", reference=arr)
                 return {
                     "none": np.asarray(r.restore(arr, faces=False).image),
                     "mask": np.asarray(r.restore(arr, mask=mask, faces=False).image),
@@ -218,6 +219,8 @@ def gimp_run(seeded_color_weights_dir, tmp_path_factory):
                     "colour": np.asarray(coloured.image),
                     "colour_base": np.asarray(coloured.uncolored),
                     "colourise": np.asarray(r.colorize(grey, colorize_model="tiny").image),
+                    "reference": np.asarray(by_reference.image),
+                    "reference_base": np.asarray(by_reference.uncolored),
                 }
 
             with ThreadPoolExecutor(1) as pool:
@@ -262,13 +265,13 @@ def test_procedure_is_registered_in_the_menu(gimp_run):
     report = gimp_run["report"]
     assert report["menu_paths"] == ["<Image>/Filters/Enhance"]
     assert report["menu_label"] == "Restore Old Photo…"
-    colour = ["colorize-model", "color-strength", "existing-color", "color-layer"]
+    colour = ["colorize-model", "color-strength", "existing-color", "reference-image", "reference-file", "color-layer"]
     assert report["arguments"][3:] == ["scratches", "faces", "hr", "strength", "face-strength", "scratch-threshold",
                                        "mask-grow", "output", "mask-channel", "colorize", *colour]
     colorize = report["colorize_procedure"]
     assert colorize["menu_paths"] == ["<Image>/Filters/Enhance"]
     assert colorize["menu_label"] == "Colourise Old Photo…"
-    assert colorize["arguments"][3:] == colour
+    assert colorize["arguments"][3:] == ["colorize", *colour]
 
 
 @pytest.mark.parametrize("case", ["u8", "u16", "f32"])
@@ -334,8 +337,8 @@ def test_last_values_are_used(gimp_run):
 
 def test_worker_kept_models_loaded(gimp_run):
     log = gimp_run["worker_log"].read_text()
-    assert len(re.findall(r"restore \d+x\d+ scratches=", log)) == 8, log
-    assert len(re.findall(r"colorize \d+x\d+ scratches=colorize", log)) == 3, log
+    assert len(re.findall(r"restore \d+x\d+ scratches=", log)) == 9, log
+    assert len(re.findall(r"colorize \d+x\d+ scratches=colorize", log)) == 4, log
     assert len(re.findall(r"detect \d+x\d+ scratches=detect", log)) == 1, log
     assert len(set(re.findall(r"oldphoto worker (\d+):", log))) == 1, "one worker process served every run"
 
@@ -477,6 +480,47 @@ def test_colourise_refuses_a_colour_photo_unless_asked(gimp_run):
     assert "Replace the existing colour" in msg and "Traceback" not in msg
 
 
+def test_colour_points_layer_becomes_points(gimp_run):
+    """Colourise 'With colour points': the two dots painted on the layer "Colour points" reach the
+    worker as two points (each dot's centre and colour), and the new layer "Colourised" equals
+    Restorer.colorize with those points; the photo and the points layer are untouched."""
+    from oldphoto.stages.points_layer import points_from_layer
+
+    c = gimp_run["report"]["cases"]["points"]
+    assert c["status"] == "success", c["message"]
+    assert c["new_layers"] == [{"name": "Colourised", "mode": "normal", "position": c["original_position"] - 1}]
+    assert c["original_unchanged"] and "Colour points" in c["layers"]
+    w, h = gimp_run["size"]
+    dots = _load(gimp_run["work"] / "out", "points-dots.rgba", w, h)
+    points = points_from_layer(dots)
+    assert points == [(w // 5, h // 5, "#c8281e"), (3 * w // 5, 3 * h // 5, "#1e3cd2")]
+    want = np.asarray(gimp_run["restorer"].colorize(gimp_run["grey"], colorize="points", hints=points).image)
+    without = np.asarray(gimp_run["restorer"].colorize(gimp_run["grey"], colorize="points").image)
+    got = _case_layer(gimp_run, "points", "Colourised")[..., :3]
+    assert _close(got, want) and not _close(got, without), pixel_difference(got, want)
+
+
+def test_restore_coloured_after_another_open_image(gimp_run):
+    """Restore 'From a reference photo' with another open image (the colour photo) as the reference,
+    the colour in a Color mode layer: "Restored" and "Colour" equal Restorer.restore(reference=...)."""
+    c = gimp_run["report"]["cases"]["reference"]
+    assert c["status"] == "success", c["message"]
+    pos = c["original_position"]
+    assert c["new_layers"] == [{"name": "Colour", "mode": "lch-color", "position": pos - 2},
+                               {"name": "Restored", "mode": "normal", "position": pos - 1}]
+    want = gimp_run["want"]
+    got = _case_layer(gimp_run, "reference", "Colour")[..., :3]
+    assert _close(got, want["reference"]), pixel_difference(got, want["reference"])
+    assert _close(_case_layer(gimp_run, "reference", "Restored")[..., :3], want["reference_base"])
+
+
+def test_colour_points_without_the_layer_say_what_to_do(gimp_run):
+    c = gimp_run["report"]["cases"]["points_missing"]
+    assert c["status"] == "calling-error", c
+    assert c["layers_added"] == 0 and c["original_unchanged"]
+    assert "needs a transparent layer named 'Colour points'" in (c["message"] or "")
+
+
 def test_dialog_opens_with_the_last_values_and_saves_them(gimp_run):
     """GUI GIMP on Xvfb: an interactive run shows the dialog filled from the saved values; OK runs
     the restore with them and GIMP saves them again (what makes the dialog remember)."""
@@ -532,3 +576,4 @@ def test_worker_not_found_is_a_friendly_gimp_error(gimp_run):
         assert "was not found" in c["message"] and "oldphoto gimp install" in c["message"]
     assert c["layers_added"] == 0 and c["original_unchanged"]
     assert f"/tmp/{name}/cfg/plug-ins" not in run.stderr, "the plug-in raised a traceback"
+

@@ -330,6 +330,10 @@ class WorkerClient:
         mask: bytes | None = None,
         want_mask: bool = False,
         want_base: bool = False,
+        reference: bytes | None = None,
+        reference_size: tuple[int, int] | None = None,
+        points_layer: bytes | None = None,
+        hints: list | None = None,
         progress: Progress | None = None,
         **controls: Any,
     ) -> tuple[bytes, dict[str, Any]]:
@@ -341,7 +345,10 @@ class WorkerClient:
         image's size), or None when no mask was used. With colour (``colorize="auto"``) the info's
         ``"colorized"`` says whether it was applied (``"color_kept"``: a colour layer kept its colour,
         ``existing_color="grey-only"``), and with ``want_base`` its ``"base_pixels"`` holds the
-        uncoloured result (None when not colourised).
+        uncoloured result (None when not colourised). ``reference``: an image file's bytes, or raw RGB
+        u8 pixels when ``reference_size`` (width, height) is given (``colorize="reference"``);
+        ``points_layer``: RGBA u8 at the image's size whose painted dots become colour points, and / or
+        ``hints`` ``[(x, y, "#rrggbb"), ...]`` in the image's pixels (``colorize="points"``).
         """
         opts = dataclasses.replace(options or RestoreOptions(), **controls)
         if len(rgb) != width * height * 3:
@@ -352,7 +359,8 @@ class WorkerClient:
             raise ValueError(f"mask has {len(mask)} bytes, expected {width * height}")
         header = {"op": "restore", "width": width, "height": height, **opts.request(), "want_mask": want_mask,
                   "want_base": want_base}
-        self._send(header, rgb + (mask or b""))
+        extra = _guidance(header, width, height, reference, reference_size, points_layer, hints)
+        self._send(header, rgb + (mask or b"") + extra)
         reply, payload = self._await("result", progress)
         return self._split_result(reply, payload, width, height)
 
@@ -363,6 +371,10 @@ class WorkerClient:
         height: int,
         options: RestoreOptions | None = None,
         *,
+        reference: bytes | None = None,
+        reference_size: tuple[int, int] | None = None,
+        points_layer: bytes | None = None,
+        hints: list | None = None,
         progress: Progress | None = None,
         **controls: Any,
     ) -> tuple[bytes, dict[str, Any]]:
@@ -373,8 +385,11 @@ class WorkerClient:
         opts = dataclasses.replace(options or RestoreOptions(), **controls)
         if len(rgb) != width * height * 3:
             raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
-        self._send({"op": "colorize", "width": width, "height": height, "colorize_model": opts.colorize_model,
-                    "color_strength": opts.color_strength, "existing_color": opts.existing_color}, rgb)
+        header = {"op": "colorize", "width": width, "height": height,
+                  "colorize": opts.colorize if opts.colorize != "none" else "auto", "colorize_model": opts.colorize_model,
+                  "color_strength": opts.color_strength, "existing_color": opts.existing_color}
+        extra = _guidance(header, width, height, reference, reference_size, points_layer, hints)
+        self._send(header, rgb + extra)
         reply, payload = self._await("result", progress)
         return self._split_result(reply, payload, width, height)
 
@@ -447,3 +462,24 @@ def _check_python(config: WorkerConfig, listening_on: str | None = None) -> None
     )
 
 
+def _guidance(header: dict[str, Any], width: int, height: int, reference: bytes | None,
+              reference_size: tuple[int, int] | None, points_layer: bytes | None, hints: list | None) -> bytes:
+    """Add the reference / points fields to a request's header; the bytes that follow the pixels."""
+    out = b""
+    if hints is not None:
+        header["hints"] = [list(p) for p in hints]
+    if points_layer is not None:
+        if len(points_layer) != width * height * 4:
+            raise ValueError(f"points layer has {len(points_layer)} bytes, expected {width * height * 4} (RGBA)")
+        header["points_layer"] = True
+        out += points_layer
+    if reference is not None:
+        spec: dict[str, Any] = {"bytes": len(reference)}
+        if reference_size is not None:
+            rw, rh = reference_size
+            if len(reference) != rw * rh * 3:
+                raise ValueError(f"reference has {len(reference)} bytes, expected {rw * rh * 3} (RGB)")
+            spec.update(width=rw, height=rh)
+        header["reference"] = spec
+        out += reference
+    return out

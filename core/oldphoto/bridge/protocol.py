@@ -25,8 +25,16 @@ Messages, client -> worker (key ``op``):
   written for the user), or ``{"type": "cancelled"}``. ``color_kept``: colour was asked for with
   ``existing_color="grey-only"`` and the layer has colour of its own (``oldphoto.stages.colorize.is_grey``
   says no), so it was not colourised (``notes`` say so).
-* ``colorize`` with ``width``, ``height``, ``colorize_model``, ``color_strength``, ``existing_color``;
-  payload = RGB u8. Replies: progress, then a ``result`` as for ``restore`` (``Restorer.colorize``:
+  Colour from a reference photo or from colour points (protocol 4): ``colorize`` ``reference`` with
+  ``"reference": {"bytes": N}`` (an image file, decoded by the worker, which names the problem of a
+  bad one) or ``{"bytes": N, "width", "height"}`` (raw RGB u8, e.g. another open image's pixels),
+  whose N bytes come last in the payload; ``colorize`` ``points`` with ``hints`` (``[[x, y,
+  "#rrggbb"], ...]`` in the image's pixels) and/or ``"points_layer": true``, where a layer of
+  painted dots follows the mask in the payload as RGBA u8 at the image's size (the worker turns each
+  blob into a point: ``oldphoto.stages.points_layer``; the host only reads the layer).
+* ``colorize`` with ``width``, ``height``, ``colorize`` (``auto``, ``reference`` or ``points``, default
+  ``auto``), ``colorize_model``, ``color_strength``, ``existing_color`` and the reference / points
+  fields of ``restore``; payload = RGB u8 (+ points layer, + reference). Replies: progress, then a ``result`` as for ``restore`` (``Restorer.colorize``:
   colour only, no repair), or an error (kind ``InputError`` for a layer that has colour while
   ``existing_color="grey-only"``) / cancelled.
 * ``detect`` with ``width``, ``height``, ``scratch_threshold``, ``mask_grow``; payload = RGB u8. Replies:
@@ -56,9 +64,10 @@ except ImportError:  # copied into a host plug-in: a standalone package without 
         """Same role as oldphoto.errors.OldPhotoError: the message is for the user."""
 
 
-PROTOCOL = 3
+PROTOCOL = 4
 """2: the adjustments, ``want_mask`` and ``detect`` (a version-1 worker would ignore them silently).
-3: colour (the colour controls of ``restore``, ``want_base``, the ``colorize`` request)."""
+3: colour (the colour controls of ``restore``, ``want_base``, the ``colorize`` request).
+4: colour from a reference photo and from colour points (``reference``, ``hints``, ``points_layer``)."""
 MAGIC = b"OPB1"
 _HEAD = struct.Struct("!4sIQ")
 MAX_JSON = 1 << 20
@@ -71,8 +80,8 @@ ADJUSTMENTS = ("strength", "face_strength", "scratch_threshold", "mask_grow")
 """The numeric controls a restore request may carry; the worker passes them to ``Restorer.restore``."""
 DETECT_ADJUSTMENTS = ("scratch_threshold", "mask_grow")
 """The numeric controls a detect request may carry."""
-COLORIZE = ("none", "auto")
-"""The ``colorize`` values (``Restorer.restore``'s; issue 24 adds reference and points)."""
+COLORIZE = ("none", "auto", "reference", "points")
+"""The ``colorize`` values (``Restorer.restore``'s)."""
 COLOR_MODELS = ("modelscope", "paper", "artistic", "tiny")
 """``colorize_model`` values (the DDColor checkpoints), the default first."""
 EXISTING_COLOR = ("replace", "grey-only")
@@ -103,7 +112,8 @@ class RestoreOptions:
     mask_grow: int = 0
     """Widen the damage mask by this many pixels."""
     colorize: str = "none"
-    """``none`` or ``auto`` (colourise the result with DDColor, the last stage)."""
+    """``none``, ``auto`` (DDColor), ``reference`` (from a reference photo the host sends) or ``points``
+    (from the ``hints`` and / or the points layer the host sends with the request)."""
     colorize_model: str = COLOR_MODELS[0]
     color_strength: float = 1.0
     """How much of the predicted colour is kept (0 = grey)."""

@@ -148,7 +148,9 @@ class Worker:
             color, grey_only = _color_options(msg)
             if scratches not in SCRATCHES:
                 raise InputError(f"scratches must be none, auto or mask, not {scratches!r}")
-            n = _check_pixels(w, h, payload, w * h if scratches == "mask" else 0)
+            mask_n = w * h if scratches == "mask" else 0
+            guide = _Guidance(msg, w, h)
+            n = _check_pixels(w, h, payload, mask_n + guide.size)
         except (KeyError, TypeError, ValueError) as exc:
             return self._refuse(send, "ProtocolError", f"bad restore request: {exc}")
         except InputError as exc:
@@ -157,11 +159,12 @@ class Worker:
 
         def work(progress: Callable[[float, str], None]) -> tuple[dict[str, Any], bytes]:
             rgb = np.frombuffer(payload, np.uint8, count=n).reshape(h, w, 3)
-            mask = np.frombuffer(payload, np.uint8, offset=n).reshape(h, w) if scratches == "mask" else None
+            mask = np.frombuffer(payload, np.uint8, count=mask_n, offset=n).reshape(h, w) if mask_n else None
             keep, notes = _keep_existing_color(rgb, color, grey_only)
+            guided = {} if keep else guide.keywords(color, payload, n + mask_n)
             res = self.restorer.restore(
                 rgb, scratches="auto" if scratches == "auto" else "none", mask=mask, hr=hr, faces=faces,
-                progress=progress, cancel=cancel, **adjust, **({} if keep else color),
+                progress=progress, cancel=cancel, **adjust, **({} if keep else color), **guided,
             )
             base = getattr(res, "uncolored", None) if want_base else None  # the image the colour stage got
             used = getattr(res, "mask", None)
@@ -174,8 +177,11 @@ class Worker:
     def _colorize(self, msg: dict[str, Any], payload: bytes, send: Callable, cancel: threading.Event) -> None:
         try:
             w, h = int(msg["width"]), int(msg["height"])
-            color, grey_only = _color_options({**msg, "colorize": "auto"})
-            n = _check_pixels(w, h, payload, 0)
+            color, grey_only = _color_options({**msg, "colorize": msg.get("colorize") or "auto"})
+            if not color:
+                raise InputError("colorize must be auto, reference or points for a colorize request")
+            guide = _Guidance(msg, w, h)
+            n = _check_pixels(w, h, payload, guide.size)
         except (KeyError, TypeError, ValueError) as exc:
             return self._refuse(send, "ProtocolError", f"bad colorize request: {exc}")
         except InputError as exc:
@@ -187,7 +193,8 @@ class Worker:
             if _keep_existing_color(rgb, color, grey_only)[0]:
                 raise InputError("The layer already has colour, so it was not colourised. To replace its colour "
                                  "with predicted colour, choose 'Replace the existing colour' and run again.")
-            return _result(self.restorer.colorize(rgb, progress=progress, cancel=cancel, **color), w, h)
+            guided = guide.keywords(color, payload, n)
+            return _result(self.restorer.colorize(rgb, progress=progress, cancel=cancel, **color, **guided), w, h)
 
         self._job("colorize", job, work, send, cancel, False)
 
@@ -298,6 +305,57 @@ def _color_options(msg: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         raise InputError(f"colorize_model must be a name, not {model!r}")
     return {"colorize": colorize, "colorize_model": model, **_adjustments(msg, "color_strength")}, \
         existing == "grey-only"
+
+
+class _Guidance:
+    """The reference photo / colour points of a request (protocol 4): sizes checked when the request
+    arrives, ``Restorer`` keywords made in the job (where decoding errors reach the user)."""
+
+    def __init__(self, msg: dict[str, Any], w: int, h: int) -> None:
+        self.colorize = msg.get("colorize", "none")
+        self.hints = msg.get("hints") or []
+        if not isinstance(self.hints, list):
+            raise InputError("hints must be a list of [x, y, '#rrggbb'] colour points")
+        self.layer_n = w * h * 4 if msg.get("points_layer") else 0
+        self.w, self.h = w, h
+        ref = msg.get("reference")
+        self.ref_n, self.ref_size = 0, None
+        if ref is not None:
+            self.ref_n = int(ref["bytes"])
+            if "width" in ref:
+                self.ref_size = (int(ref["width"]), int(ref["height"]))
+                if self.ref_n != self.ref_size[0] * self.ref_size[1] * 3 or self.ref_n <= 0:
+                    raise InputError(f"the reference has {self.ref_n} bytes, not RGB of {self.ref_size[0]}x"
+                                     f"{self.ref_size[1]}")
+        if self.ref_n < 0:
+            raise InputError("the reference's size is negative")
+
+    @property
+    def size(self) -> int:
+        return self.layer_n + self.ref_n
+
+    def keywords(self, color: dict[str, Any], payload: bytes, offset: int) -> dict[str, Any]:
+        """``reference=`` / ``hints=`` for ``Restorer`` (the library checks them and names any problem)."""
+        if not color:
+            return {}
+        out: dict[str, Any] = {}
+        if self.colorize == "points":
+            hints = list(self.hints)
+            if self.layer_n:
+                from ..stages.points_layer import points_from_layer
+
+                layer = np.frombuffer(payload, np.uint8, count=self.layer_n, offset=offset).reshape(self.h, self.w, 4)
+                hints += points_from_layer(layer)
+            out["hints"] = hints
+        if self.colorize == "reference" and self.ref_n:
+            start = offset + self.layer_n
+            data = payload[start:start + self.ref_n]
+            if self.ref_size is not None:
+                rw, rh = self.ref_size
+                out["reference"] = np.frombuffer(data, np.uint8).reshape(rh, rw, 3)
+            else:
+                out["reference"] = bytes(data)
+        return out
 
 
 def _keep_existing_color(rgb: np.ndarray, color: dict[str, Any], grey_only: bool) -> tuple[bool, list[str]]:
