@@ -165,6 +165,24 @@ def lut_sensitivity(restored: np.ndarray, reference: np.ndarray) -> int:
     return max(step, gap)
 
 
+def lut_shift_share(restored: np.ndarray, restored_ref: np.ndarray, reference: np.ndarray) -> float:
+    """Share of the matched face's values that may differ from the official one when our generator's
+    face is within its tolerance of the official face (``restored_face_k``).
+
+    A value differs only where our face differs, or where its level goes through a histogram-LUT entry
+    that our face's histogram moved: one level off on a few pixels can shift an entry, and then every
+    pixel at that level changes, far more than the stage tolerance's share (seen on AVX2 kernels:
+    0.41 % at 512 px). Counting exactly those values bounds the chain check without loosening it
+    elsewhere.
+    """
+    ours = warpback.histogram_luts(restored, reference)
+    official = warpback.histogram_luts(restored_ref, reference)
+    moved = np.zeros(restored.shape, bool)
+    for ch in range(restored.shape[-1]):
+        moved[..., ch] = ours[ch][restored[..., ch]] != official[ch][restored[..., ch]]
+    return float((moved | (restored != restored_ref)).mean())
+
+
 def run_stage_case(case: dict, ctx: Context) -> list[Check]:
     require_one(case.get("outputs", {}), "final")
     tol = stage_tolerances(case)
@@ -180,6 +198,7 @@ def run_stage_case(case: dict, ctx: Context) -> list[Check]:
     faces: list[tuple[np.ndarray, np.ndarray]] = []
     ours: list[tuple[np.ndarray, np.ndarray]] = []
     chain_max = int(u8_max)
+    shifted: dict[int, float] = {}  # face index -> share of values a moved LUT entry may change
     e2e = case.get("seed") is not None and str(case["id"]).startswith("e2e")
     for face in case["faces"]:
         k = face["index"]
@@ -204,7 +223,10 @@ def run_stage_case(case: dict, ctx: Context) -> list[Check]:
             else:  # without the official faces only the chain (our faces blended) can be compared
                 checks.append(absent(f"restored_face_{k}"))
             ours.append((matrix, restored))
-            chain_max = max(chain_max, lut_sensitivity(restored, align.aligned_reference(photo, matrix, size)))
+            reference = align.aligned_reference(photo, matrix, size)
+            chain_max = max(chain_max, lut_sensitivity(restored, reference))
+            if restored_ref is not None:
+                shifted[k] = lut_shift_share(restored, restored_ref, reference)
         elif restored_ref is None:  # warp-back cases: the official restored faces are this case's input
             raise ValueError(f"face {k}: restored_face, an input of this warp-back case, is not in this golden set")
         if restored_ref is not None:
@@ -224,8 +246,15 @@ def run_stage_case(case: dict, ctx: Context) -> list[Check]:
                 checks.append(absent(f"chain_matched_face_{face['index']}"))
                 continue
             ref = ctx.load(face["files"]["matched_face"]["file"])
-            checks.append(u8(f"chain_matched_face_{face['index']}", dbg.matched, ref, chain_max))
-        checks.append(u8("chain_final", chain_final, final_ref, chain_max))
+            share = u8_pct / 100 + shifted.get(face["index"], 0.0)
+            checks.append(compare_u8(f"chain_matched_face_{face['index']}", dbg.matched, ref, max_diff=chain_max,
+                                     max_frac=share))
+        final_share = u8_pct / 100
+        if len(faces) == len(case["faces"]):
+            # the values our faces change in the photo (the official faces' paste is checked strictly above);
+            # a moved LUT entry reaches the photo through the warp, so its share is measured, not guessed
+            final_share += float((chain_final != warpback.paste_faces(photo, faces)).mean())
+        checks.append(compare_u8("chain_final", chain_final, final_ref, max_diff=chain_max, max_frac=final_share))
     return checks
 
 
