@@ -32,7 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-DEFAULT_OFFICIAL = Path("/work/.mirror/piddnad+DDColor/repo")
+# a checkout of github.com/piddnad/DDColor (or a bare git directory of it); --official or OLDPHOTO_DDCOLOR_REPO
+DEFAULT_OFFICIAL = Path(os.environ.get("OLDPHOTO_DDCOLOR_REPO", "DDColor"))
 COMPONENTS = {"tiny": "ddcolor_paper_tiny", "large": "ddcolor_modelscope"}
 COLORIZE_MODEL = {"tiny": "tiny", "large": "modelscope"}  # oldphoto's colorize_model for each architecture
 SIZES = {1: (1224, 816), 12: (4240, 2832)}  # ~1.0 MP and ~12.0 MP, 3:2
