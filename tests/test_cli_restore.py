@@ -1,5 +1,7 @@
 """``oldphoto restore``: one output per good input, one clear line per bad one, non-zero exit."""
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -80,3 +82,56 @@ def test_adjustment_options(tmp_path, seeded_weights_dir, capsys):
     err = capsys.readouterr().err
     assert "strength must be between 0 and 1 (got 1.5)" in err and "Traceback" not in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_photo_loop_never_leaves_a_half_written_output(tmp_path, capsys):
+    """The loop restore and colorize share: a failing save keeps the old file and removes the temp file;
+    a failing photo is one error line and the next photo still gets written."""
+    from types import SimpleNamespace
+
+    from oldphoto.cli import photo_loop
+    from oldphoto.errors import InputError
+
+    out = tmp_path / "a.png"
+    out.write_bytes(b"earlier result")
+
+    class Exploding:
+        def save(self, path, format=None):
+            Path(path).write_bytes(b"half")
+            raise OSError("disk full")
+
+    try:
+        photo_loop.save_png(Exploding(), out)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the save error must reach the caller")
+    assert out.read_bytes() == b"earlier result"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+    good = Image.new("RGB", (4, 3), (10, 20, 30))
+
+    def run_one(path, progress):
+        progress(0.5, "half way")
+        if path.name == "bad.jpg":
+            raise InputError("cannot read this file")
+        return SimpleNamespace(image=good, notes=["a note"])
+
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    files = [tmp_path / "bad.jpg", tmp_path / "x.jpeg", tmp_path / "sub" / "x.png"]
+    failed = photo_loop.process_each(files, outdir, run_one, quiet=True, keep_alpha=False, oom_hint="-")
+    assert failed == 1
+    assert sorted(p.name for p in outdir.iterdir()) == ["x.png", "x_2.png"]
+    err = capsys.readouterr().err
+    assert f"error: {files[0]}: cannot read this file" in err
+    assert err.count("note: ") == 2
+    assert photo_loop.exit_status(failed, 3) == 1 and "1 of 3 input(s) failed" in capsys.readouterr().err
+
+    (outdir / "x.png").unlink()
+    (outdir / "x.png").mkdir()  # the output path cannot be written: that photo fails, the run goes on
+    failed = photo_loop.process_each(files[1:], outdir, run_one, quiet=True, keep_alpha=False, oom_hint="-")
+    assert failed == 1
+    err = capsys.readouterr().err
+    assert f"error: {files[1]}: cannot write {outdir / 'x.png'}" in err and "Traceback" not in err
+    assert sorted(p.name for p in outdir.iterdir()) == ["x.png", "x_2.png"]

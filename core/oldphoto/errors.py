@@ -19,6 +19,10 @@ class WeightsError(OldPhotoError):
     """Model weights are missing, corrupt or do not match the expected manifest."""
 
 
+class OutputError(OldPhotoError):
+    """A result cannot be written (disk full, no permission, the folder gone); nothing half-written stays."""
+
+
 class Cancelled(OldPhotoError):
     """The user cancelled the run through the progress callback or a cancel event."""
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from ..cli.restore import IMAGE_SUFFIXES, output_name
+from ..cli.photo_loop import IMAGE_SUFFIXES, output_name
 from ..errors import InputError
 from . import files
 

@@ -86,6 +86,6 @@ def run(
 
 
 def files_suffixes() -> set[str]:
-    from ..cli.restore import IMAGE_SUFFIXES
+    from ..cli.photo_loop import IMAGE_SUFFIXES
 
     return IMAGE_SUFFIXES

@@ -1,21 +1,21 @@
-"""``oldphoto restore INPUT... -o OUTDIR``: batch restoration with per-file error reporting.
+"""``oldphoto restore INPUT... -o OUTDIR``: restoration of files and folders with per-file error reporting.
 
-A file that cannot be restored is reported on one line and skipped; the others are processed and
-the exit status says whether any failed (the official scripts skip such files silently).
+A file that cannot be restored is reported on one line; the others are processed and the exit
+status says whether any failed (the official scripts skip such files silently). The loop and its
+conventions are :mod:`.photo_loop`'s, shared with ``oldphoto colorize``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from ..stages.adjust import MASK_GROW_MAX, SCRATCH_THRESHOLD  # numpy and Pillow only: --help stays fast
+from .photo_loop import collect_inputs, exit_status, process_each, save_png
 
 COLOR_MODELS = ("modelscope", "paper", "artistic", "tiny")  # oldphoto.stages.colorize.MODELS (OpenCV-free here)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
 
 
 def add_parser(sub) -> None:
@@ -129,57 +129,6 @@ def check_restore_options(args: argparse.Namespace) -> None:
     check_controls(args.strength, args.face_strength, args.scratch_threshold, args.mask_grow, args.color_strength)
 
 
-def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[str]]:
-    """Expand folders (sorted, images by suffix); missing paths are errors, not silent skips."""
-    files: list[Path] = []
-    errors: list[str] = []
-    for path in inputs:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                errors.append(f"{path}: folder contains no image files")
-            files.extend(found)
-        elif path.exists():
-            files.append(path)
-        else:
-            errors.append(f"{path}: file not found")
-    return files, errors
-
-
-def output_name(path: Path, taken: set[str]) -> str:
-    """``<stem>.png`` (``x.jpeg`` -> ``x.png``, not the official ``x..png``); clashes get a suffix."""
-    name = f"{path.stem}.png"
-    k = 2
-    while name in taken:
-        name = f"{path.stem}_{k}.png"
-        k += 1
-    taken.add(name)
-    return name
-
-
-class _Bar:
-    """A one-line text progress bar on stderr (no extra dependency)."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label = label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.plain = enabled and not self.enabled
-        self.last_msg = ""
-
-    def __call__(self, frac: float, msg: str) -> None:
-        if self.enabled:
-            n = int(frac * 30)
-            sys.stderr.write(f"\r{self.label} [{'#' * n}{'.' * (30 - n)}] {frac:4.0%} {msg:<28}")
-            sys.stderr.flush()
-        elif self.plain and msg.split(":")[0] != self.last_msg.split(":")[0]:  # stages, not every layer
-            print(f"  {self.label}: {msg}", file=sys.stderr)
-        self.last_msg = msg
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import OldPhotoError
     from ..memory import keep_freed_memory_for_reuse
@@ -209,46 +158,20 @@ def run(args: argparse.Namespace) -> int:
     except (OldPhotoError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    failed = len(errors)
-    taken: set[str] = set()
-    for i, path in enumerate(files, 1):
-        bar = _Bar(f"[{i}/{len(files)}] {path.name}", not args.quiet)
-        t0 = time.perf_counter()
-        try:
-            res = restorer.restore(path, mask=args.mask, progress=bar, **restore_options(args), **colour)
-            image = res.image
-            if args.colorize != "none":  # a colour result keeps the input's transparency, as `oldphoto colorize` does
-                from .colorize import _alpha
 
-                alpha = _alpha(path)
-                if alpha is not None and alpha.size == image.size:
-                    image = image.copy()
-                    image.putalpha(alpha)
-            name = output_name(path, taken)
-            out = args.output / name
-            tmp = out.with_name(f".{name}.part")
-            image.save(tmp, format="PNG")
-            tmp.replace(out)
-            if args.save_mask and res.mask is not None:
-                from ..stages.detect import mask_to_png
+    def save_mask(res, out: Path) -> None:
+        if res.mask is not None:
+            from ..stages.detect import mask_to_png
 
-                mask_to_png(res.mask).save(args.output / f"{Path(name).stem}_mask.png")
-        except OldPhotoError as exc:
-            bar.close()
-            failed += 1
-            msg = str(exc)
-            print(f"error: {msg if str(path) in msg else f'{path}: {msg}'}", file=sys.stderr)
-            continue
-        except MemoryError:
-            bar.close()
-            failed += 1
-            print(f"error: {path}: out of memory; try a smaller photo or --device cuda", file=sys.stderr)
-            continue
-        bar.close()
-        for note in res.notes:  # e.g. faces left out: worth a line even with --quiet
-            print(f"note: {path}: {note}", file=sys.stderr)
-        if not args.quiet:
-            print(f"{path} -> {out} ({time.perf_counter() - t0:.1f} s, {len(res.faces)} face(s))")
-    if failed:
-        print(f"{failed} of {len(files) + len(errors)} input(s) failed", file=sys.stderr)
-    return 1 if failed else 0
+            save_png(mask_to_png(res.mask), out.with_name(f"{out.stem}_mask.png"))
+
+    failed = process_each(
+        files, args.output,
+        lambda path, bar: restorer.restore(path, mask=args.mask, progress=bar, **restore_options(args), **colour),
+        quiet=args.quiet,
+        keep_alpha=args.colorize != "none",  # a colour result keeps the input's transparency, as `colorize` does
+        oom_hint="try a smaller photo or --device cuda",
+        after_write=save_mask if args.save_mask else None,
+        describe=lambda res: f", {len(res.faces)} face(s)",
+    )
+    return exit_status(failed + len(errors), len(files) + len(errors))
