@@ -19,14 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import bridge
-from .plugin_files import (
-    add_worker_arguments,
-    copy_bridge_client,
-    copy_resource,
-    describe_worker,
-    stop_worker,
-    worker_config,
-)
+from .plugin_files import PluginHost, add_standard_actions, copy_bridge_client, copy_resource, stop_worker
 
 PLUGIN_NAME = "restore_old_photo"
 FILES = {
@@ -37,6 +30,7 @@ FILES = {
 BRIDGE_PACKAGE = "oldphoto_bridge"
 """The folder the bridge client is copied into, imported by the plug-in as ``oldphoto_bridge``."""
 INSTALL_COMMAND = "oldphoto gimp install"
+"""Recorded in the worker settings; the bridge names it when the worker cannot be reached."""
 
 
 def gimp_profile_base(platform: str | None = None, env: dict[str, str] | None = None,
@@ -96,57 +90,25 @@ def uninstall(plugins_dir: Path) -> Path | None:
     return dest
 
 
-def _cmd_install(args: argparse.Namespace) -> int:
-    plugins_dir = Path(args.plugins_dir) if args.plugins_dir else default_plugins_dir()
-    config = worker_config(args, INSTALL_COMMAND)
-    if config is None:
-        return 2
-    try:
-        dest = install(plugins_dir, config)
-    except OSError as exc:
-        print(f"oldphoto gimp install: cannot write to {plugins_dir} ({exc}); "
-              "pass --plugins-dir with GIMP's plug-ins folder.", file=sys.stderr)
-        return 1
-    print(f"Installed the GIMP plug-in in {dest}")
-    print(describe_worker(config))
-    print("Restart GIMP, then use Filters > Enhance > Restore Old Photo...")
-    return 0
-
-
-def _cmd_uninstall(args: argparse.Namespace) -> int:
-    plugins_dir = Path(args.plugins_dir) if args.plugins_dir else default_plugins_dir()
-    try:
-        removed = uninstall(plugins_dir)
-    except OSError as exc:
-        print(f"oldphoto gimp uninstall: cannot remove it from {plugins_dir} ({exc}).", file=sys.stderr)
-        return 1
-    if removed is None:
-        print(f"The GIMP plug-in is not installed in {plugins_dir}; nothing to remove.")
-    else:
-        print(f"Removed {removed}; restart GIMP.")
-    return 0
-
-
-def _cmd_path(args: argparse.Namespace) -> int:
-    print(default_plugins_dir())
-    return 0
+HOST = PluginHost(
+    name="GIMP",
+    command="gimp",
+    folder_option="--plugins-dir",
+    folder_kind="plug-ins",
+    folder_help="GIMP's plug-ins folder (default: the user's GIMP 3 profile, see `oldphoto gimp path`)",
+    default_folder=default_plugins_dir,
+    install=install,
+    uninstall=uninstall,
+    after_install=("Restart GIMP, then use Filters > Enhance > Restore Old Photo...",),
+    unwritable_hint="pass --plugins-dir with GIMP's plug-ins folder.",
+)
+"""``oldphoto gimp install | uninstall | path`` as :mod:`.plugin_files` runs them."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``oldphoto gimp`` and its actions."""
     p = subparsers.add_parser("gimp", help="install or remove the GIMP 3 plug-in",
                               description="Install or remove the GIMP 3 plug-in 'Restore Old Photo'.")
     sub = p.add_subparsers(dest="gimp_command", metavar="ACTION", required=True)
-    dir_help = "GIMP's plug-ins folder (default: the user's GIMP 3 profile, see `oldphoto gimp path`)"
-
-    i = sub.add_parser("install", help="copy the plug-in into GIMP's plug-ins folder")
-    i.add_argument("--plugins-dir", help=dir_help)
-    add_worker_arguments(i, "GIMP")
-    i.set_defaults(func=_cmd_install)
-
-    u = sub.add_parser("uninstall", help="remove the plug-in (and stop its worker)")
-    u.add_argument("--plugins-dir", help=dir_help)
-    u.set_defaults(func=_cmd_uninstall)
-
-    w = sub.add_parser("path", help="print the plug-ins folder `install` would use")
-    w.set_defaults(func=_cmd_path)
+    add_standard_actions(sub, HOST)
     return p

@@ -21,17 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import bridge
-from .plugin_files import (
-    add_worker_arguments,
-    copy_bridge_client,
-    copy_resource,
-    describe_worker,
-    stop_worker,
-    worker_config,
-)
+from .plugin_files import PluginHost, add_standard_actions, copy_bridge_client, copy_resource, stop_worker
 
 PLUGIN = "oldphoto_krita"
 INSTALL_COMMAND = "oldphoto krita install"
+"""Recorded in the worker settings; the bridge names it when the worker cannot be reached."""
 META_FILES = (f"{PLUGIN}.desktop", f"{PLUGIN}.action")
 """Shipped inside the package, installed beside it (``pykrita/``) and in ``actions/``."""
 
@@ -104,45 +98,26 @@ def build_zip(target: Path) -> Path:
     return target
 
 
-def _cmd_install(args: argparse.Namespace) -> int:
-    pykrita = Path(args.pykrita_dir) if args.pykrita_dir else default_pykrita_dir()
-    config = worker_config(args, INSTALL_COMMAND)
-    if config is None:
-        return 2
-    try:
-        package = install(pykrita, config)
-    except OSError as exc:
-        print(f"oldphoto krita install: cannot write to {pykrita} ({exc}); pass --pykrita-dir with Krita's "
-              "pykrita folder (Settings > Manage Resources > Open Resource Folder, then pykrita).", file=sys.stderr)
-        return 1
-    print(f"Installed the Krita plug-in in {package}")
-    print(describe_worker(config))
-    print("To enable it: restart Krita, tick 'Restore Old Photo (oldphoto)' in Settings > Configure Krita > "
-          "Python Plugin Manager, and restart Krita again.")
-    print("Then use Tools > Scripts > Restore Old Photo...")
-    return 0
-
-
-def _cmd_uninstall(args: argparse.Namespace) -> int:
-    pykrita = Path(args.pykrita_dir) if args.pykrita_dir else default_pykrita_dir()
-    try:
-        removed = uninstall(pykrita)
-    except OSError as exc:
-        print(f"oldphoto krita uninstall: cannot remove it from {pykrita} ({exc}).", file=sys.stderr)
-        return 1
-    if removed is None:
-        print(f"The Krita plug-in is not installed in {pykrita}; nothing to remove.")
-    else:
-        print(f"Removed {removed}; restart Krita.")
-    return 0
-
-
-def _cmd_path(args: argparse.Namespace) -> int:
-    print(default_pykrita_dir())
-    return 0
+HOST = PluginHost(
+    name="Krita",
+    command="krita",
+    folder_option="--pykrita-dir",
+    folder_kind="pykrita",
+    folder_help="Krita's pykrita folder (default: the user's, see `oldphoto krita path`)",
+    default_folder=default_pykrita_dir,
+    install=install,
+    uninstall=uninstall,
+    after_install=("To enable it: restart Krita, tick 'Restore Old Photo (oldphoto)' in Settings > Configure Krita > "
+                   "Python Plugin Manager, and restart Krita again.",
+                   "Then use Tools > Scripts > Restore Old Photo..."),
+    unwritable_hint="pass --pykrita-dir with Krita's pykrita folder "
+                    "(Settings > Manage Resources > Open Resource Folder, then pykrita).",
+)
+"""``oldphoto krita install | uninstall | path`` as :mod:`.plugin_files` runs them; ``zip`` is below."""
 
 
 def _cmd_zip(args: argparse.Namespace) -> int:
+    """``oldphoto krita zip``: for users who install through Krita's own dialog instead."""
     target = build_zip(Path(args.output))
     print(f"Wrote {target}: in Krita use Tools > Scripts > Import Python Plugin from File, then enter the "
           "worker's Python in the dialog (or run `oldphoto krita install` instead).")
@@ -150,23 +125,11 @@ def _cmd_zip(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``oldphoto krita``: the standard actions plus ``zip``."""
     p = subparsers.add_parser("krita", help="install or remove the Krita plug-in",
                               description="Install or remove the Krita plug-in 'Restore Old Photo'.")
     sub = p.add_subparsers(dest="krita_command", metavar="ACTION", required=True)
-    dir_help = "Krita's pykrita folder (default: the user's, see `oldphoto krita path`)"
-
-    i = sub.add_parser("install", help="copy the plug-in into Krita's pykrita folder")
-    i.add_argument("--pykrita-dir", help=dir_help)
-    add_worker_arguments(i, "Krita")
-    i.set_defaults(func=_cmd_install)
-
-    u = sub.add_parser("uninstall", help="remove the plug-in (and stop its worker)")
-    u.add_argument("--pykrita-dir", help=dir_help)
-    u.set_defaults(func=_cmd_uninstall)
-
-    w = sub.add_parser("path", help="print the pykrita folder `install` would use")
-    w.set_defaults(func=_cmd_path)
-
+    add_standard_actions(sub, HOST)
     z = sub.add_parser("zip", help="build the archive for Krita's Import Python Plugin from File")
     z.add_argument("output", help="the .zip to write")
     z.set_defaults(func=_cmd_zip)
