@@ -485,6 +485,60 @@ def test_reference_as_pixels_or_as_a_file(restorer, grey_photo, photo, small_gui
         conn.close()
 
 
+def sent_request(method: str, *args, **kwargs) -> tuple[dict, bytes]:
+    """The message a WorkerClient method writes, read back off the wire (a worker's ``result`` of
+    the right size is waiting on its input, so the call completes)."""
+    width, height = args[1], args[2]
+    reply = io.BytesIO()
+    bridge.write_message(reply, {"type": "result"}, b"\0" * (width * height * 3))
+    reply.seek(0)
+    wire = io.BytesIO()
+    getattr(bridge.WorkerClient(reply, wire, closer=lambda: None), method)(*args, **kwargs)
+    wire.seek(0)
+    return bridge.read_message(wire)
+
+
+@pytest.mark.parametrize("colorize, guidance", [
+    ("reference", {"reference": bytes(range(4 * 3 * 3)), "reference_size": (4, 3)}),
+    ("reference", {"reference": b"an image file"}),
+    ("points", {"hints": [(1, 2, "#ff0000"), (3.5, 0, "#00ff00")], "points_layer": b"\7" * (W * H * 4)}),
+])
+def test_restore_and_colorize_carry_colour_the_same_way(colorize, guidance):
+    """The colour controls and the guidance (reference photo, colour points) travel the same way in
+    a ``restore`` and a ``colorize`` request, since the worker reads both with one reader: same keys
+    and values, same bytes after the image (and the mask), in the protocol's order (points layer,
+    then reference)."""
+    rgb = b"\1\2\3" * (W * H)
+    opts = bridge.RestoreOptions(colorize=colorize, colorize_model="tiny", color_strength=0.5,
+                                 existing_color="grey-only")
+    mask = bytes(W * H)
+    restore, restore_payload = sent_request("restore", rgb, W, H, opts, scratches="mask", mask=mask, **guidance)
+    colorize_, colorize_payload = sent_request("colorize", rgb, W, H, opts, **guidance)
+    assert restore["op"] == "restore" and colorize_["op"] == "colorize"
+    colour_keys = set(bridge.COLOR_OPTIONS) | {"reference", "hints", "points_layer"}
+    assert {k: v for k, v in restore.items() if k in colour_keys} == \
+        {k: v for k, v in colorize_.items() if k in colour_keys}
+    assert set(colorize_) == {"op", "width", "height"} | {k for k in colour_keys if k in colorize_}
+    assert colorize_["colorize"] == colorize and colorize_["color_strength"] == 0.5
+    tail = guidance.get("points_layer", b"") + guidance.get("reference", b"")
+    assert restore_payload == rgb + mask + tail and colorize_payload == rgb + tail
+    if "hints" in guidance:
+        assert colorize_["hints"] == [list(p) for p in guidance["hints"]] and colorize_["points_layer"] is True
+    if "reference" in guidance:
+        size = guidance.get("reference_size")
+        assert colorize_["reference"] == {"bytes": len(guidance["reference"]),
+                                          **({"width": size[0], "height": size[1]} if size else {})}
+
+
+def test_a_colorize_request_always_colours():
+    """The dialogs' colour choice "none" sent as a colorize request means automatic colour."""
+    rgb = bytes(W * H * 3)
+    header, _ = sent_request("colorize", rgb, W, H, bridge.RestoreOptions(colorize="none"))
+    assert header["colorize"] == "auto"
+    header, _ = sent_request("restore", rgb, W, H, bridge.RestoreOptions(colorize="none"))
+    assert header["colorize"] == "none"
+
+
 def test_points_as_hints_or_as_a_layer_of_painted_dots(restorer, grey_photo):
     """Hints travel as they are; a points layer (RGBA at the image's size) becomes one point per dot
     (oldphoto.stages.points_layer) in the worker: the same result as the same points given as hints."""

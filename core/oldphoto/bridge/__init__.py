@@ -18,6 +18,7 @@ from .client import CONFIG_NAME, START_TIMEOUT, WORKER_MODULE, Progress, WorkerC
 from .protocol import (
     ADJUSTMENTS,
     COLOR_MODELS,
+    COLOR_OPTIONS,
     COLORIZE,
     DETECT_ADJUSTMENTS,
     EXISTING_COLOR,
@@ -43,7 +44,7 @@ CLIENT_MODULES = ("__init__.py", "protocol.py", "client.py", "cli.py")
 """The files a host plug-in gets (the install commands copy them): all but the worker."""
 
 __all__ = [
-    "ADJUSTMENTS", "CLIENT_MODULES", "COLORIZE", "COLOR_MODELS", "CONFIG_NAME", "DETECT_ADJUSTMENTS",
+    "ADJUSTMENTS", "CLIENT_MODULES", "COLORIZE", "COLOR_MODELS", "COLOR_OPTIONS", "CONFIG_NAME", "DETECT_ADJUSTMENTS",
     "EXISTING_COLOR", "MAGIC", "MAX_JSON", "MAX_PAYLOAD",
     "PROTOCOL", "SCRATCHES", "SCRATCH_THRESHOLD", "START_TIMEOUT", "WORKER_MODULE", "BridgeError",
     "ConnectionClosed", "OldPhotoError", "Progress", "ProtocolError", "RestoreOptions", "WorkerCancelled",

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .protocol import (
+    COLOR_OPTIONS,
     DETECT_ADJUSTMENTS,
     PROTOCOL,
     BridgeError,
@@ -350,19 +351,16 @@ class WorkerClient:
         ``points_layer``: RGBA u8 at the image's size whose painted dots become colour points, and / or
         ``hints`` ``[(x, y, "#rrggbb"), ...]`` in the image's pixels (``colorize="points"``).
         """
-        opts = dataclasses.replace(options or RestoreOptions(), **controls)
-        if len(rgb) != width * height * 3:
-            raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
+        opts = _options(rgb, width, height, options, controls)
         if (opts.scratches == "mask") != (mask is not None):
             raise ValueError("pass a mask exactly when scratches='mask'")
         if mask is not None and len(mask) != width * height:
             raise ValueError(f"mask has {len(mask)} bytes, expected {width * height}")
         header = {"op": "restore", "width": width, "height": height, **opts.request(), "want_mask": want_mask,
                   "want_base": want_base}
-        extra = _guidance(header, width, height, reference, reference_size, points_layer, hints)
-        self._send(header, rgb + (mask or b"") + extra)
-        reply, payload = self._await("result", progress)
-        return self._split_result(reply, payload, width, height)
+        guide = _guidance(header, width, height, reference=reference, reference_size=reference_size,
+                          points_layer=points_layer, hints=hints)
+        return self._result(header, rgb + (mask or b"") + guide, width, height, progress)
 
     def colorize(
         self,
@@ -382,20 +380,21 @@ class WorkerClient:
         fields of ``options`` (keywords override them); returns the result's RGB bytes and its info.
         A layer that has colour while ``existing_color="grey-only"`` is refused (:class:`WorkerError`
         of kind ``InputError``; the message says what to do)."""
-        opts = dataclasses.replace(options or RestoreOptions(), **controls)
-        if len(rgb) != width * height * 3:
-            raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
-        header = {"op": "colorize", "width": width, "height": height,
-                  "colorize": opts.colorize if opts.colorize != "none" else "auto", "colorize_model": opts.colorize_model,
-                  "color_strength": opts.color_strength, "existing_color": opts.existing_color}
-        extra = _guidance(header, width, height, reference, reference_size, points_layer, hints)
-        self._send(header, rgb + extra)
-        reply, payload = self._await("result", progress)
-        return self._split_result(reply, payload, width, height)
+        opts = _options(rgb, width, height, options, controls)
+        header = {"op": "colorize", "width": width, "height": height, **opts.request(*COLOR_OPTIONS)}
+        if opts.colorize == "none":  # a colorize request always colours: the dialog's "none" means automatic
+            header["colorize"] = "auto"
+        guide = _guidance(header, width, height, reference=reference, reference_size=reference_size,
+                          points_layer=points_layer, hints=hints)
+        return self._result(header, rgb + guide, width, height, progress)
 
-    @staticmethod
-    def _split_result(reply: dict[str, Any], payload: bytes, width: int, height: int) -> tuple[bytes, dict[str, Any]]:
-        """A ``result`` payload -> the RGB bytes; ``base_pixels`` and ``mask_pixels`` go into the info."""
+    def _result(self, header: dict[str, Any], payload: bytes, width: int, height: int,
+                progress: Progress | None) -> tuple[bytes, dict[str, Any]]:
+        """Send a ``restore`` or ``colorize`` request and read its ``result``: the RGB bytes, with
+        ``base_pixels`` and ``mask_pixels`` put into the info. One method for both requests because
+        their replies are one message type, which the two must not come to read differently."""
+        self._send(header, payload)
+        reply, payload = self._await("result", progress)
         n = width * height * 3
         base = n if reply.get("base") else 0
         expected = n + base + (width * height if reply.get("mask") else 0)
@@ -419,11 +418,8 @@ class WorkerClient:
 
         Of the options only ``scratch_threshold`` and ``mask_grow`` matter (overridable by keyword).
         """
-        opts = dataclasses.replace(options or RestoreOptions(), **controls)
-        if len(rgb) != width * height * 3:
-            raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
-        request = opts.request()
-        header = {"op": "detect", "width": width, "height": height, **{k: request[k] for k in DETECT_ADJUSTMENTS}}
+        opts = _options(rgb, width, height, options, controls)
+        header = {"op": "detect", "width": width, "height": height, **opts.request(*DETECT_ADJUSTMENTS)}
         self._send(header, rgb)
         _reply, payload = self._await("mask", progress)
         if len(payload) != width * height:
@@ -462,9 +458,26 @@ def _check_python(config: WorkerConfig, listening_on: str | None = None) -> None
     )
 
 
-def _guidance(header: dict[str, Any], width: int, height: int, reference: bytes | None,
+def _options(rgb: bytes, width: int, height: int, options: RestoreOptions | None,
+             controls: dict[str, Any]) -> RestoreOptions:
+    """A request's options: ``options`` (the dialog's) with the keyword ``controls`` laid over them
+    (an unknown name is a TypeError), after checking that ``rgb`` holds the image's pixels. Shared by
+    every image request so that they all take their options and pixels the same way."""
+    opts = dataclasses.replace(options or RestoreOptions(), **controls)
+    if len(rgb) != width * height * 3:
+        raise ValueError(f"RGB buffer has {len(rgb)} bytes, expected {width * height * 3}")
+    return opts
+
+
+def _guidance(header: dict[str, Any], width: int, height: int, *, reference: bytes | None,
               reference_size: tuple[int, int] | None, points_layer: bytes | None, hints: list | None) -> bytes:
-    """Add the reference / points fields to a request's header; the bytes that follow the pixels."""
+    """Add the colour guidance (reference photo, colour points) to a ``restore`` or ``colorize``
+    request's header and return the bytes that follow the pixels (and mask) in its payload: the
+    points layer, then the reference.
+
+    Why one function for both requests: the worker reads these fields with one reader
+    (:class:`oldphoto.bridge.worker._Guidance`), so the two requests must pack them the same way.
+    """
     out = b""
     if hints is not None:
         header["hints"] = [list(p) for p in hints]

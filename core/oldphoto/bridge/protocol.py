@@ -80,6 +80,9 @@ ADJUSTMENTS = ("strength", "face_strength", "scratch_threshold", "mask_grow")
 """The numeric controls a restore request may carry; the worker passes them to ``Restorer.restore``."""
 DETECT_ADJUSTMENTS = ("scratch_threshold", "mask_grow")
 """The numeric controls a detect request may carry."""
+COLOR_OPTIONS = ("colorize", "colorize_model", "color_strength", "existing_color")
+"""The colour controls: a ``colorize`` request carries these of :class:`RestoreOptions` (a ``restore``
+request carries them among all the others)."""
 COLORIZE = ("none", "auto", "reference", "points")
 """The ``colorize`` values (``Restorer.restore``'s)."""
 COLOR_MODELS = ("modelscope", "paper", "artistic", "tiny")
@@ -120,9 +123,12 @@ class RestoreOptions:
     existing_color: str = EXISTING_COLOR[0]
     """``replace`` or ``grey-only`` (not a ``Restorer`` keyword: the worker decides with ``is_grey``)."""
 
-    def request(self) -> dict[str, Any]:
-        """The request keys for these options (JSON-ready)."""
-        return asdict(self)
+    def request(self, *names: str) -> dict[str, Any]:
+        """The request keys for these options (JSON-ready): all of them, or only ``names`` in that
+        order (``COLOR_OPTIONS``, ``DETECT_ADJUSTMENTS``: what a ``colorize`` or ``detect`` request
+        carries), so every request takes its keys from the same fields."""
+        keys = asdict(self)
+        return {name: keys[name] for name in names} if names else keys
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
@@ -44,6 +44,17 @@ from .protocol import (
 
 class _Stop(Exception):
     pass
+
+
+class _Plan(NamedTuple):
+    """A checked ``restore`` / ``colorize`` / ``detect`` request, ready to run as the one job."""
+
+    job: dict[str, Any]
+    """What the job is (``status``'s ``last_job`` and the log line): ``width``, ``height`` and its options."""
+    work: Callable[[Callable[[float, str], None]], tuple[dict[str, Any], bytes]]
+    """``work(progress)`` -> the reply's header and payload."""
+    hr: bool
+    """Whether the HR models run (an out-of-memory message then suggests turning HR off)."""
 
 
 class Worker:
@@ -130,41 +141,45 @@ class Worker:
         elif op in ("restore", "detect", "colorize"):
             cancel = threading.Event()
             current["cancel"] = cancel
-            handler = {"restore": self._restore, "detect": self._detect, "colorize": self._colorize}[op]
+            read = {"restore": self._restore, "detect": self._detect, "colorize": self._colorize}[op]
             try:
-                handler(msg, payload, send, cancel)
+                try:
+                    plan = read(msg, payload, cancel)
+                except (KeyError, TypeError, ValueError) as exc:
+                    return self._refuse(send, "ProtocolError", f"bad {op} request: {exc}")
+                except InputError as exc:
+                    return self._refuse(send, "InputError", str(exc))
+                self._job(op, plan, send, cancel)
             finally:
                 current.pop("cancel", None)
         else:
             send({"type": "error", "kind": "ProtocolError", "message": f"unknown request {op!r}"})
 
-    def _restore(self, msg: dict[str, Any], payload: bytes, send: Callable, cancel: threading.Event) -> None:
-        try:
-            w, h = int(msg["width"]), int(msg["height"])
-            scratches = msg.get("scratches", "none")
-            hr, faces = bool(msg.get("hr", False)), bool(msg.get("faces", True))
-            adjust = _adjustments(msg, *ADJUSTMENTS)
-            want_mask, want_base = bool(msg.get("want_mask", False)), bool(msg.get("want_base", False))
-            color, grey_only = _color_options(msg)
-            if scratches not in SCRATCHES:
-                raise InputError(f"scratches must be none, auto or mask, not {scratches!r}")
-            mask_n = w * h if scratches == "mask" else 0
-            guide = _Guidance(msg, w, h)
-            n = _check_pixels(w, h, payload, mask_n + guide.size)
-        except (KeyError, TypeError, ValueError) as exc:
-            return self._refuse(send, "ProtocolError", f"bad restore request: {exc}")
-        except InputError as exc:
-            return self._refuse(send, "InputError", str(exc))
-        job = {"width": w, "height": h, "scratches": scratches, "hr": hr, "faces": faces, **adjust, **color}
+    # Each request's plan: read and check the request (a KeyError, TypeError or ValueError is a
+    # malformed request, an InputError a bad value; _dispatch answers both), then the work to run as
+    # the job. Checking happens before the job so that a bad request never waits for another's job.
+
+    def _restore(self, msg: dict[str, Any], payload: bytes, cancel: threading.Event) -> _Plan:
+        w, h = int(msg["width"]), int(msg["height"])
+        scratches = msg.get("scratches", "none")
+        hr, faces = bool(msg.get("hr", False)), bool(msg.get("faces", True))
+        adjust = _adjustments(msg, *ADJUSTMENTS)
+        want_mask, want_base = bool(msg.get("want_mask", False)), bool(msg.get("want_base", False))
+        color, grey_only = _color_options(msg)
+        if scratches not in SCRATCHES:
+            raise InputError(f"scratches must be none, auto or mask, not {scratches!r}")
+        mask_n = w * h if scratches == "mask" else 0
+        guide = _Guidance(msg, w, h, color)
+        n = _check_pixels(w, h, payload, mask_n + guide.size)
 
         def work(progress: Callable[[float, str], None]) -> tuple[dict[str, Any], bytes]:
-            rgb = np.frombuffer(payload, np.uint8, count=n).reshape(h, w, 3)
+            rgb = _rgb(payload, w, h)
             mask = np.frombuffer(payload, np.uint8, count=mask_n, offset=n).reshape(h, w) if mask_n else None
             keep, notes = _keep_existing_color(rgb, color, grey_only)
-            guided = {} if keep else guide.keywords(color, payload, n + mask_n)
+            color_kw = {} if keep else guide.keywords(payload, n + mask_n)
             res = self.restorer.restore(
                 rgb, scratches="auto" if scratches == "auto" else "none", mask=mask, hr=hr, faces=faces,
-                progress=progress, cancel=cancel, **adjust, **({} if keep else color), **guided,
+                progress=progress, cancel=cancel, **adjust, **color_kw,
             )
             base = getattr(res, "uncolored", None) if want_base else None  # the image the colour stage got
             used = getattr(res, "mask", None)
@@ -172,58 +187,47 @@ class Worker:
             header, out = _result(res, w, h, base=base, extra=extra, notes=notes)
             return {**header, "color_kept": keep}, out
 
-        self._job("restore", job, work, send, cancel, hr)
+        job = {"width": w, "height": h, "scratches": scratches, "hr": hr, "faces": faces, **adjust, **color}
+        return _Plan(job, work, hr)
 
-    def _colorize(self, msg: dict[str, Any], payload: bytes, send: Callable, cancel: threading.Event) -> None:
-        try:
-            w, h = int(msg["width"]), int(msg["height"])
-            color, grey_only = _color_options({**msg, "colorize": msg.get("colorize") or "auto"})
-            if not color:
-                raise InputError("colorize must be auto, reference or points for a colorize request")
-            guide = _Guidance(msg, w, h)
-            n = _check_pixels(w, h, payload, guide.size)
-        except (KeyError, TypeError, ValueError) as exc:
-            return self._refuse(send, "ProtocolError", f"bad colorize request: {exc}")
-        except InputError as exc:
-            return self._refuse(send, "InputError", str(exc))
-        job = {"width": w, "height": h, "scratches": "colorize", **color}
+    def _colorize(self, msg: dict[str, Any], payload: bytes, cancel: threading.Event) -> _Plan:
+        w, h = int(msg["width"]), int(msg["height"])
+        color, grey_only = _color_options({**msg, "colorize": msg.get("colorize") or "auto"})
+        if not color:
+            raise InputError("colorize must be auto, reference or points for a colorize request")
+        guide = _Guidance(msg, w, h, color)
+        n = _check_pixels(w, h, payload, guide.size)
 
         def work(progress: Callable[[float, str], None]) -> tuple[dict[str, Any], bytes]:
-            rgb = np.frombuffer(payload, np.uint8, count=n).reshape(h, w, 3)
+            rgb = _rgb(payload, w, h)
             if _keep_existing_color(rgb, color, grey_only)[0]:
                 raise InputError("The layer already has colour, so it was not colourised. To replace its colour "
                                  "with predicted colour, choose 'Replace the existing colour' and run again.")
-            guided = guide.keywords(color, payload, n)
-            return _result(self.restorer.colorize(rgb, progress=progress, cancel=cancel, **color, **guided), w, h)
+            color_kw = guide.keywords(payload, n)
+            return _result(self.restorer.colorize(rgb, progress=progress, cancel=cancel, **color_kw), w, h)
 
-        self._job("colorize", job, work, send, cancel, False)
+        return _Plan({"width": w, "height": h, "scratches": "colorize", **color}, work, False)
 
-    def _detect(self, msg: dict[str, Any], payload: bytes, send: Callable, cancel: threading.Event) -> None:
-        try:
-            w, h = int(msg["width"]), int(msg["height"])
-            adjust = _adjustments(msg, *DETECT_ADJUSTMENTS)
-            n = _check_pixels(w, h, payload, 0)
-        except (KeyError, TypeError, ValueError) as exc:
-            return self._refuse(send, "ProtocolError", f"bad detect request: {exc}")
-        except InputError as exc:
-            return self._refuse(send, "InputError", str(exc))
-        job = {"width": w, "height": h, "scratches": "detect", **adjust}
+    def _detect(self, msg: dict[str, Any], payload: bytes, cancel: threading.Event) -> _Plan:
+        w, h = int(msg["width"]), int(msg["height"])
+        adjust = _adjustments(msg, *DETECT_ADJUSTMENTS)
+        _check_pixels(w, h, payload, 0)
 
         def work(progress: Callable[[float, str], None]) -> tuple[dict[str, Any], bytes]:
-            rgb = np.frombuffer(payload, np.uint8, count=n).reshape(h, w, 3)
-            mask = self.restorer.detect_scratches(rgb, progress=progress, **adjust)
+            mask = self.restorer.detect_scratches(_rgb(payload, w, h), progress=progress, **adjust)
             return {"type": "mask", "width": w, "height": h}, _mask_bytes(mask, w, h)
 
-        self._job("detect", job, work, send, cancel, False)
+        return _Plan({"width": w, "height": h, "scratches": "detect", **adjust}, work, False)
 
     def _refuse(self, send: Callable, kind: str, message: str) -> None:
         send({"type": "error", "kind": kind, "message": message})
         self._count("failed")
 
-    def _job(self, op: str, job: dict[str, Any], work: Callable, send: Callable, cancel: threading.Event,
-             hr: bool) -> None:
-        """Run ``work(progress)`` as the one job at a time: progress, cancel and every failure as messages."""
+    def _job(self, op: str, plan: _Plan, send: Callable, cancel: threading.Event) -> None:
+        """Run the plan's ``work(progress)`` as the one job at a time: progress, cancel and every failure
+        as messages."""
         t0 = time.perf_counter()
+        job, work, hr = plan
         w, h = job["width"], job["height"]
         with self._stats_lock:
             self.stats["last_job"] = job
@@ -308,11 +312,17 @@ def _color_options(msg: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
 
 class _Guidance:
-    """The reference photo / colour points of a request (protocol 4): sizes checked when the request
-    arrives, ``Restorer`` keywords made in the job (where decoding errors reach the user)."""
+    """The colour guidance of a ``restore`` or ``colorize`` request (protocol 4): the reference photo
+    and the colour points, read back from what the client's ``_guidance`` packed.
 
-    def __init__(self, msg: dict[str, Any], w: int, h: int) -> None:
-        self.colorize = msg.get("colorize", "none")
+    Why one reader for both requests: they carry these fields the same way, so they must turn them
+    into the same ``Restorer`` keywords. Sizes are checked when the request arrives (a bad one is
+    refused before it waits for a job); the keywords are made in the job, where decoding a points
+    layer runs and the library's own checks of ``reference=`` / ``hints=`` reach the user.
+    """
+
+    def __init__(self, msg: dict[str, Any], w: int, h: int, color: dict[str, Any]) -> None:
+        self.color = color
         self.hints = msg.get("hints") or []
         if not isinstance(self.hints, list):
             raise InputError("hints must be a list of [x, y, '#rrggbb'] colour points")
@@ -332,14 +342,18 @@ class _Guidance:
 
     @property
     def size(self) -> int:
+        """Bytes the guidance takes in the payload (after the pixels and the mask)."""
         return self.layer_n + self.ref_n
 
-    def keywords(self, color: dict[str, Any], payload: bytes, offset: int) -> dict[str, Any]:
-        """``reference=`` / ``hints=`` for ``Restorer`` (the library checks them and names any problem)."""
-        if not color:
+    def keywords(self, payload: bytes, offset: int) -> dict[str, Any]:
+        """Every colour keyword of ``Restorer.restore`` / ``Restorer.colorize`` (the request's colour
+        options, then ``reference=`` / ``hints=``; {} without colour), with the guidance read from
+        ``payload`` at ``offset``. The library checks the values and names any problem."""
+        if not self.color:
             return {}
-        out: dict[str, Any] = {}
-        if self.colorize == "points":
+        colorize = self.color["colorize"]
+        out: dict[str, Any] = dict(self.color)
+        if colorize == "points":
             hints = list(self.hints)
             if self.layer_n:
                 from ..stages.points_layer import points_from_layer
@@ -347,7 +361,7 @@ class _Guidance:
                 layer = np.frombuffer(payload, np.uint8, count=self.layer_n, offset=offset).reshape(self.h, self.w, 4)
                 hints += points_from_layer(layer)
             out["hints"] = hints
-        if self.colorize == "reference" and self.ref_n:
+        if colorize == "reference" and self.ref_n:
             start = offset + self.layer_n
             data = payload[start:start + self.ref_n]
             if self.ref_size is not None:
@@ -389,8 +403,14 @@ def _result(res: Any, w: int, h: int, *, base: Any = None, extra: bytes = b"",
     return header, b"".join([*parts, extra])
 
 
+def _rgb(payload: bytes, w: int, h: int) -> np.ndarray:
+    """The image of a request whose payload ``_check_pixels`` accepted: its first ``w*h*3`` bytes."""
+    return np.frombuffer(payload, np.uint8, count=w * h * 3).reshape(h, w, 3)
+
+
 def _check_pixels(w: int, h: int, payload: bytes, extra: int) -> int:
-    """Bytes of RGB in a request's payload, after checking its size (``extra``: the mask's bytes)."""
+    """Bytes of RGB in a request's payload, after checking its size (``extra``: what follows the
+    pixels: the mask, the points layer, the reference)."""
     if w <= 0 or h <= 0:
         raise InputError(f"the image is empty ({w}x{h})")
     n = w * h * 3
