@@ -31,6 +31,18 @@ def test_refcheck_ddcolor_public_set_passes():
     assert {c.name for c in e2e.checks if not c.absent} >= {"orig_L", "net_input", "ab_net", "ab_up", "output_png"}
 
 
+def test_refcheck_ddcolor_networks_with_direct_convolutions():
+    """The network cases also hold with oneDNN's direct 3x3 convolutions (``--exact-convs``), not only
+    with the Winograd ones the CPU pipeline uses for the pixel decoder."""
+    golden = require_reference("colorize", "ddcolor", "golden")
+    index = json.loads((golden / "index.json").read_text())
+    nets = [c["id"] for c in index["cases"] if c.get("kind") == "network"]
+    assert nets
+    lines: list[str] = []
+    results = run_dir(golden, only=nets, report=lines.append, exact_convs=True)
+    assert all(r.passed for r in results), "\n".join(lines)
+
+
 def test_refcheck_ddcolor_fails_on_a_wrong_output(tmp_path):
     golden = require_reference("colorize", "ddcolor", "golden")
     index = json.loads((golden / "index.json").read_text())

@@ -133,3 +133,27 @@ def test_head_is_the_official_tail(monkeypatch):
     got = net.head(out2, embed, x)
     assert got.shape == want.shape == (1, 2, 40, 48)
     _close(got, want, rel=2e-5)
+
+
+def test_decoder_convs_run_winograd_only_where_asked():
+    """``fast_convs`` (the CPU default) puts the pixel decoder's wide 3x3 spectral-norm convs on Winograd:
+    the same convolution within float32 rounding; exact_convs / other devices keep the direct one."""
+    from oldphoto.nets import instantiate
+    from oldphoto.seeded import seeded_state_dict
+
+    sd = seeded_state_dict("ddcolor_paper_tiny")
+    fast = instantiate("ddcolor_paper_tiny", sd, fast_convs=True)
+    exact = instantiate("ddcolor_paper_tiny", sd, fast_convs=False)
+    on = sorted(n for n, m in fast.named_modules() if getattr(m, "winograd", False))
+    assert on == [f"decoder.layers.{i}.conv.0" for i in range(3)]
+    assert not any(getattr(m, "winograd", False) for m in exact.modules())
+    torch.manual_seed(6)
+    conv_fast = fast.get_submodule("decoder.layers.1.conv.0")
+    conv_exact = exact.get_submodule("decoder.layers.1.conv.0")
+    x = torch.randn(1, conv_fast.kernel_shape()[1], 13, 19)
+    want = conv_exact(x)
+    got = conv_fast(x)
+    assert not torch.equal(got, want)  # really another algorithm ...
+    _close(got, want, rel=2e-5)  # ... for the same convolution
+    two = torch.cat([x, x])
+    assert torch.equal(conv_fast(two), conv_exact(two))  # a batch of two: the direct path

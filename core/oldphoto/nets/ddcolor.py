@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..progress import tick
+from . import winograd
 from .convnext import SIZES, Encoder
 
 NUM_QUERIES = 100
@@ -42,13 +43,22 @@ class SNConv2d(nn.Module):
         self.register_buffer("weight_v", torch.empty(cin * kernel_size * kernel_size))
         self.padding = padding
 
+    winograd = False
+    """Set by :func:`~oldphoto.nets.winograd.use_winograd` (CPU, ``fast_convs``) for the wide 3x3 convs."""
+
     def weight(self) -> torch.Tensor:
         w = self.weight_orig
         sigma = torch.dot(self.weight_u, torch.mv(w.reshape(w.shape[0], -1), self.weight_v))
         return w / sigma
 
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        return tuple(self.weight_orig.shape)  # type: ignore[return-value]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tick()
+        if self.winograd and winograd.applies(x):
+            pad = (self.padding, self.padding)
+            return winograd.conv3x3_valid(x, winograd.transform_weight(self.weight()), self.bias, padding=pad)
         return F.conv2d(x, self.weight(), self.bias, padding=self.padding)
 
 
