@@ -25,6 +25,7 @@ from oldphoto.bridge import worker as bridge_worker
 from oldphoto.cli import krita as krita_cli
 from oldphoto.cli import main
 from oldphoto.errors import Cancelled, InputError
+from oldphoto.pipeline import _check_guidance
 from oldphoto_krita import controller, layers, pixels
 from oldphoto_krita.job import Job
 
@@ -167,6 +168,24 @@ class FakeDoc:
     def refreshProjection(self):
         self.refreshed += 1
 
+    def colorModel(self):
+        return "RGBA"
+
+    def colorDepth(self):
+        return "U8"
+
+    def colorProfile(self):
+        return pixels.SRGB_PROFILE
+
+    def pixelData(self, x, y, w, h):
+        """The projection: each pixel of the topmost layer that has it (enough for opaque layers)."""
+        out = []
+        for j in range(h):
+            for i in range(w):
+                have = [n.px[(x + i, y + j)] for n in self.root.children if (x + i, y + j) in n.px]
+                out.append(have[-1] if have else bytes(4))
+        return b"".join(out)
+
 
 def doc_with_photo(rect=(3, 2, 10, 8)) -> tuple[FakeDoc, FakeNode, bytes]:
     doc = FakeDoc()
@@ -183,6 +202,26 @@ def doc_with_photo(rect=(3, 2, 10, 8)) -> tuple[FakeDoc, FakeNode, bytes]:
 
 def plan(**values) -> controller.Plan:
     return controller.make_plan(values)
+
+
+def add_points_layer(doc, dots, name="Colour points") -> FakeNode:
+    """A transparent layer above the photo with opaque 2x2 dots ``[(x, y, (r, g, b)), ...]`` (canvas pixels)."""
+    layer = FakeNode(name)
+    doc.root.addChildNode(layer, None)
+    for x, y, (r, g, b) in dots:
+        layer.setPixelData(bytes([b, g, r, 255]) * 4, x, y, 2, 2)
+    return layer
+
+
+def reference_doc(w=20, h=16) -> tuple[FakeDoc, np.ndarray]:
+    """Another open document in colour, and its image as RGB."""
+    ref = FakeDoc(w, h)
+    node = FakeNode("Background")
+    ref.root.addChildNode(node, None)
+    rgb = np.random.default_rng(7).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    bgra = np.concatenate([rgb[..., ::-1], np.full((h, w, 1), 255, np.uint8)], axis=-1)
+    node.setPixelData(bgra.tobytes(), 0, 0, w, h)
+    return ref, rgb
 
 
 # -- plan and options ---------------------------------------------------------------------------
@@ -280,6 +319,8 @@ class Inverter:
 
     def restore(self, rgb, *, scratches, mask, hr, faces, progress, cancel, **adjust):
         self.calls.append({"scratches": scratches, "mask": mask is not None, "hr": hr, "faces": faces, **adjust})
+        if adjust.get("colorize", "none") != "none":  # the library's own reading of the guidance and its messages
+            _check_guidance(adjust["colorize"], adjust.get("reference"), adjust.get("hints"))
         if adjust.get("strength") == 0.123:
             raise InputError("strength 0.123 is unlucky")
         for i in range(200 if self.slow.is_set() else 2):
@@ -370,6 +411,119 @@ def test_the_workers_message_reaches_the_user(worker):
     doc, _photo, _ = doc_with_photo()
     job, _src = run_job(config, doc, plan(strength=0.123))
     assert job.error == "strength 0.123 is unlucky"
+
+
+# -- colour from a reference photo and from colour points ---------------------------------------------
+
+
+def test_reference_photo_file_reaches_the_worker(worker, tmp_path):
+    config, inverter = worker
+    doc, _photo, _ = doc_with_photo()
+    path = tmp_path / "ref.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(path)
+    p = plan(colorize="reference", color_strength=0.5, reference_file=f"  {path} ")
+    src = controller.prepare(doc, p)
+    guide = controller.guidance(doc, src, p)
+    assert guide == {"reference": path.read_bytes()}, "the file's bytes, for the worker to decode"
+    job = controller.start_job(config, src, p, guide)
+    assert job.wait(30) and job.error is None
+    call = inverter.calls[-1]
+    assert call["colorize"] == "reference" and call["color_strength"] == 0.5
+    assert call["reference"] == path.read_bytes()
+    assert [n.name() for n in controller.finish(doc, src, p, job)] == ["Restored"]
+
+
+def test_reference_from_another_open_document(worker, tmp_path):
+    config, inverter = worker
+    doc, _photo, _ = doc_with_photo()
+    ref, rgb = reference_doc()
+    p = plan(colorize="reference", reference_document=1, reference_file=str(tmp_path / "not-used.png"))
+    src = controller.prepare(doc, p)
+    guide = controller.guidance(doc, src, p, [FakeDoc(), ref])
+    assert guide == {"reference": rgb.tobytes(), "reference_size": (20, 16)}, "the whole image, as RGB"
+    job = controller.start_job(config, src, p, guide)
+    assert job.wait(30) and job.error is None
+    assert np.array_equal(inverter.calls[-1]["reference"], rgb)
+
+
+def test_colour_points_layer_reaches_the_worker_as_points(worker):
+    """The layer is read over the photo's area only: a dot outside it is not sent."""
+    config, inverter = worker
+    doc, photo, bgra = doc_with_photo()  # the photo covers (3, 2) to (12, 9)
+    add_points_layer(doc, [(4, 3, (255, 0, 0)), (10, 7, (0, 0, 255)), (0, 0, (0, 255, 0))])
+    p = plan(colorize="points")
+    src = controller.prepare(doc, p)
+    guide = controller.guidance(doc, src, p)
+    layer = np.frombuffer(guide["points_layer"], np.uint8).reshape(8, 10, 4)
+    assert (layer[1:3, 1:3] == [255, 0, 0, 255]).all() and (layer[5:7, 7:9] == [0, 0, 255, 255]).all()
+    assert (layer[..., 3] > 0).sum() == 8, "RGBA over the photo's rectangle, nothing else"
+    job = controller.start_job(config, src, p, guide)
+    assert job.wait(30) and job.error is None
+    assert [tuple(h) for h in inverter.calls[-1]["hints"]] == [(1.5, 1.5, "#ff0000"), (7.5, 5.5, "#0000ff")]
+    controller.finish(doc, src, p, job)
+    assert [n.name() for n in doc.root.children] == ["photo", "Restored", "Colour points"]
+    assert photo.pixelData(3, 2, 10, 8) == bgra
+
+
+def test_the_american_spelling_and_a_layer_inside_a_group():
+    doc, _photo, _ = doc_with_photo()
+    group = FakeNode("dots", "grouplayer")
+    doc.root.addChildNode(group, None)
+    layer = FakeNode("Color points")
+    group.addChildNode(layer, None)
+    layer.setPixelData(bytes([0, 255, 0, 255]), 5, 5, 1, 1)
+    p = plan(colorize="points")
+    src = controller.prepare(doc, p)
+    assert controller.guidance(doc, src, p)["points_layer"][4 * (3 * 10 + 2):][:4] == bytes([0, 255, 0, 255])
+
+
+def test_a_corrupt_reference_file_is_the_workers_one_line_message(worker, tmp_path):
+    config, _ = worker
+    doc, _photo, _ = doc_with_photo()
+    path = tmp_path / "ref.jpg"
+    path.write_bytes(b"\xff\xd8 not really a jpeg")
+    p = plan(colorize="reference", reference_file=str(path))
+    src = controller.prepare(doc, p)
+    job = controller.start_job(config, src, p, controller.guidance(doc, src, p))
+    assert job.wait(30) and job.result is None
+    assert job.error.startswith("Reference photo: ") and "\n" not in job.error
+
+
+@pytest.mark.parametrize(
+    ("values", "setup", "message"),
+    [
+        ({"colorize": "reference"}, None, "'From a reference photo' needs a reference: choose a colour photo file"),
+        ({"colorize": "reference", "reference_file": "{tmp}/missing.jpg"}, None,
+         r"The reference photo .*missing.jpg cannot be read \(No such file or directory\)"),
+        ({"colorize": "reference", "reference_file": "{tmp}"}, None, "cannot be read"),
+        ({"colorize": "reference", "reference_file": "{tmp}/empty.jpg"}, None, "empty.jpg is empty"),
+        ({"colorize": "reference", "reference_document": 0}, None, "reference document is no longer open"),
+        ({"colorize": "points"}, None, "needs a transparent paint layer named 'Colour points'"),
+        ({"colorize": "points"}, lambda d: setattr(d, "active", add_points_layer(d, [(4, 3, (255, 0, 0))])),
+         "select the photo's layer, not the 'Colour points' layer"),
+        ({"colorize": "points"}, lambda d: add_points_layer(d, [(0, 0, (255, 0, 0))]),
+         "'Colour points' layer has no painted dot over the photo"),
+        ({"colorize": "points"}, lambda d: d.root.addChildNode(FakeNode("Colour points", "grouplayer"), None),
+         "must be an RGB or greyscale paint layer"),
+    ],
+)
+def test_missing_or_unusable_guidance_gets_a_message(tmp_path, values, setup, message):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    doc, _photo, _ = doc_with_photo()
+    if setup is not None:
+        setup(doc)
+    values = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in values.items()}
+    p = plan(**values)
+    src = controller.prepare(doc, plan())
+    with pytest.raises(layers.PluginError, match=message):
+        controller.guidance(doc, src, p, [])
+
+
+def test_no_guidance_without_guided_colour_or_when_only_detecting(tmp_path):
+    doc, _photo, _ = doc_with_photo()
+    src = controller.prepare(doc, plan())
+    assert controller.guidance(doc, src, plan(colorize="auto", reference_file="/nowhere")) == {}
+    assert controller.guidance(doc, src, plan(colorize="points", output="detect-only")) == {}
 
 
 def test_cancel_stops_the_worker(worker):
@@ -511,7 +665,16 @@ from oldphoto_krita import qt, dialog
 app = qt.QApplication([])
 d = dialog.RestoreDialog(settings={"scratches": "auto", "mask_grow": 5, "faces": False, "output": "detect-only"},
                          python="/env/python")
-print(json.dumps({"binding": qt.BINDING, "values": d.values(), "widgets": sorted(d.widgets)}))
+off = [w.isEnabled() for w in d.reference_row]
+g = dialog.RestoreDialog(settings={"colorize": "reference", "reference_file": "/photos/colour.jpg"},
+                         documents=["house.kra", "Untitled 2"])
+on = [w.isEnabled() for w in g.reference_row]
+g.reference_document.setCurrentIndex(2)
+guided = g.values()
+g.widgets["colorize"].setCurrentIndex([g.widgets["colorize"].itemData(i) for i in range(4)].index("points"))
+print(json.dumps({"binding": qt.BINDING, "values": d.values(), "widgets": sorted(d.widgets), "off": off, "on": on,
+                  "guided": guided, "points_off": [w.isEnabled() for w in g.reference_row],
+                  "documents": [g.reference_document.itemText(i) for i in range(g.reference_document.count())]}))
 """
     env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     r = subprocess.run([python, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
@@ -522,6 +685,15 @@ print(json.dumps({"binding": qt.BINDING, "values": d.values(), "widgets": sorted
     assert values == {"scratches": "auto", "faces": False, "hr": False, "strength": 1.0, "face_strength": 1.0,
                       "scratch_threshold": 0.4, "mask_grow": 5, "output": "detect-only", "mask_layer": False,
                       "python": "/env/python", "colorize": "none", "colorize_model": "modelscope",
-                      "color_strength": 1.0, "existing_color": "replace"}
+                      "color_strength": 1.0, "existing_color": "replace", "reference_document": -1,
+                      "reference_file": ""}
     p = controller.make_plan(values)
     assert p.options.mask_grow == 5 and p.output == "detect-only" and p.python == "/env/python"
+    # the reference controls: enabled for 'From a reference photo' only; the other documents are offered
+    assert out["off"] == [False] * 3 and out["on"] == [True] * 3 and out["points_off"] == [False] * 3
+    assert out["documents"] == ["The photo file below", "house.kra", "Untitled 2"]
+    guided = out["guided"]
+    assert (guided["colorize"], guided["reference_document"], guided["reference_file"]) == (
+        "reference", 1, "/photos/colour.jpg")
+    p = controller.make_plan(guided)
+    assert (p.options.colorize, p.reference_document, p.reference_file) == ("reference", 1, "/photos/colour.jpg")

@@ -19,6 +19,8 @@ from .layers import PluginError
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 INSTALL_COMMAND = "oldphoto krita install"
 SETTINGS_GROUP = "oldphoto_krita"
+FROM_FILE = -1
+"""``reference_document`` when the reference photo is the file (no other open document is chosen)."""
 
 
 @dataclass
@@ -31,6 +33,10 @@ class Plan:
     mask_layer: bool = False
     """Also add the damage mask used as the layer "Scratch mask"."""
     python: str = ""
+    reference_document: int = FROM_FILE
+    """For ``colorize="reference"``: index of the reference among the other open documents, or FROM_FILE."""
+    reference_file: str = ""
+    """For ``colorize="reference"`` without a reference document: a colour photo file."""
 
 
 def make_plan(values: dict[str, Any]) -> Plan:
@@ -39,12 +45,15 @@ def make_plan(values: dict[str, Any]) -> Plan:
     output = values.pop("output", "layer")
     mask_layer = bool(values.pop("mask_layer", False)) or output == "detect-only"
     python = str(values.pop("python", "") or "")
+    ref_doc = values.pop("reference_document", FROM_FILE)
+    ref_doc = FROM_FILE if ref_doc is None else int(ref_doc)
+    ref_file = str(values.pop("reference_file", "") or "").strip()
     options = bridge.RestoreOptions.from_values(values)
     if options.scratches == "none" and output != "detect-only" and (output == "repairs-only" or mask_layer):
         what = "'Only the repaired damage'" if output == "repairs-only" else "'Scratch mask' layer"
         raise PluginError(f"The {what} needs a damage mask: set Scratches to 'Detect automatically' or "
                           "'Use selection as damage mask'.")
-    return Plan(options, output, mask_layer, python)
+    return Plan(options, output, mask_layer, python, ref_doc, ref_file)
 
 
 def worker_config(python: str = "", plugin_dir: str = PLUGIN_DIR) -> bridge.WorkerConfig:
@@ -70,12 +79,45 @@ def prepare(doc, plan: Plan) -> layers.Source:
     return layers.read_source(doc, node, use_mask)
 
 
-def start_job(config: bridge.WorkerConfig, source: layers.Source, plan: Plan) -> Job:
+def guidance(doc, source: layers.Source, plan: Plan, documents: list | tuple = ()) -> dict[str, Any]:
+    """The colour guidance ``plan.options.colorize`` needs, as ``WorkerClient.restore`` keywords: the
+    reference photo (another open document's pixels with ``reference_size``, or a file's bytes for the
+    worker to decode) or the "Colour points" layer over the source's area. ``documents``: the other open
+    documents, as the dialog listed them. PluginError says what is missing."""
+    colorize = plan.options.colorize
+    if plan.output == "detect-only":
+        return {}
+    if colorize == "reference":
+        if plan.reference_document != FROM_FILE:
+            if not 0 <= plan.reference_document < len(documents):
+                raise PluginError("The reference document is no longer open; run again and choose the reference.")
+            rgb, w, h = layers.read_reference_document(documents[plan.reference_document])
+            return {"reference": rgb, "reference_size": (w, h)}
+        if not plan.reference_file:
+            raise PluginError("'From a reference photo' needs a reference: choose a colour photo file under "
+                              "'Reference photo file', or another open document under 'Reference'.")
+        try:
+            with open(plan.reference_file, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise PluginError(f"The reference photo {plan.reference_file} cannot be read "
+                              f"({exc.strerror or exc}).") from None
+        if not data:
+            raise PluginError(f"The reference photo {plan.reference_file} is empty.")
+        return {"reference": data}
+    if colorize == "points":
+        return {"points_layer": layers.read_points_layer(doc, source)}
+    return {}
+
+
+def start_job(config: bridge.WorkerConfig, source: layers.Source, plan: Plan,
+              guide: dict[str, Any] | None = None) -> Job:
+    """Start the worker call; ``guide``: the keywords of :func:`guidance`."""
     w, h = source.rect[2], source.rect[3]
     detect_only = plan.output == "detect-only"
     want_mask = plan.mask_layer or plan.output == "repairs-only"
     return Job(config, source.rgb, (w, h), plan.options, mask=source.mask, want_mask=want_mask,
-               detect_only=detect_only).start()
+               detect_only=detect_only, guide=guide).start()
 
 
 def finish(doc, source: layers.Source, plan: Plan, job: Job) -> list:

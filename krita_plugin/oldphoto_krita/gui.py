@@ -7,10 +7,11 @@ progress and, when it is done, writes the result (every Krita API call stays on 
 from __future__ import annotations
 
 import json
+import os
 
 from . import layers, qt
 from .client import bridge
-from .controller import SETTINGS_GROUP, Plan, finish, make_plan, prepare, start_job, worker_config
+from .controller import SETTINGS_GROUP, Plan, finish, guidance, make_plan, prepare, start_job, worker_config
 from .job import Job
 from .layers import LABEL, PluginError
 
@@ -29,11 +30,13 @@ class RestoreRun:
         try:
             doc = self.app.activeDocument()
             layers.paint_layer(doc)  # a bad layer is refused before the dialog
-            plan = self._ask()
+            others = [d for d in self.app.documents() if d != doc]  # the reference documents offered
+            plan = self._ask(others)
             if plan is None:
                 return
             config = worker_config(plan.python)
             self.source = prepare(doc, plan)
+            guide = guidance(doc, self.source, plan, others)
         except (PluginError, bridge.OldPhotoError, ValueError) as exc:
             self._error(str(exc))
             return
@@ -41,7 +44,7 @@ class RestoreRun:
             self._error(f"{LABEL} failed unexpectedly ({type(exc).__name__}: {exc}). Please report this.")
             return
         self.doc, self.plan = doc, plan
-        self.job = start_job(config, self.source, plan)
+        self.job = start_job(config, self.source, plan, guide)
         self.progress = qt.QProgressDialog(f"{LABEL}: connecting to the oldphoto worker", "Cancel", 0, 1000,
                                            self._window())
         self.progress.setObjectName("oldphoto_progress")
@@ -74,7 +77,7 @@ class RestoreRun:
         except Exception as exc:  # never a traceback dialog
             self._error(f"{LABEL} could not add the result ({type(exc).__name__}: {exc}). Please report this.")
 
-    def _ask(self) -> Plan | None:
+    def _ask(self, others: list) -> Plan | None:
         from .dialog import RestoreDialog
 
         raw = self.app.readSetting(SETTINGS_GROUP, "dialog", "") or "{}"
@@ -87,11 +90,13 @@ class RestoreRun:
             python = worker_config().python
         except bridge.OldPhotoError:
             pass  # not configured yet: the user may type the Python in the dialog
-        dialog = RestoreDialog(self._window(), settings=settings, python=python)
+        titles = [os.path.basename(d.fileName()) or d.name() or f"Untitled {i + 1}" for i, d in enumerate(others)]
+        dialog = RestoreDialog(self._window(), settings=settings, python=python, documents=titles)
         if not qt.exec_dialog(dialog):
             return None
         values = dialog.values()
-        self.app.writeSetting(SETTINGS_GROUP, "dialog", json.dumps({k: v for k, v in values.items() if k != "python"}))
+        kept = {k: v for k, v in values.items() if k not in ("python", "reference_document")}  # documents change
+        self.app.writeSetting(SETTINGS_GROUP, "dialog", json.dumps(kept))
         return make_plan(values)
 
     def _window(self):

@@ -18,8 +18,11 @@ class Job:
 
     def __init__(self, config: bridge.WorkerConfig, rgb: bytes, size: tuple[int, int],
                  options: bridge.RestoreOptions, *, mask: bytes | None = None, want_mask: bool = False,
-                 detect_only: bool = False) -> None:
+                 detect_only: bool = False, guide: dict[str, Any] | None = None) -> None:
+        """``guide``: the colour guidance keywords of ``WorkerClient.restore`` (``reference`` and
+        ``reference_size``, or ``points_layer``)."""
         self.config, self.rgb, self.size, self.options = config, rgb, size, options
+        self.guide = dict(guide or {})
         self.mask, self.want_mask, self.detect_only = mask, want_mask, detect_only
         self.fraction = 0.0
         self.message = "Connecting to the oldphoto worker"
@@ -71,7 +74,8 @@ class Job:
                     self.result_mask = client.detect(self.rgb, w, h, self.options, progress=self._progress)
                 else:
                     self.result, self.info = client.restore(self.rgb, w, h, self.options, mask=self.mask,
-                                                            want_mask=self.want_mask, progress=self._progress)
+                                                            want_mask=self.want_mask, progress=self._progress,
+                                                            **self.guide)
                     self.result_mask = self.info.get("mask_pixels")
         except bridge.WorkerCancelled:
             self.cancelled.set()

@@ -18,6 +18,9 @@ from . import pixels
 
 RESULT_NAME = "Restored"
 MASK_LAYER_NAME = "Scratch mask"
+POINTS_LAYER_NAMES = ("Colour points", "Color points")
+"""A transparent paint layer of this name holds the colour points (as in the GIMP plug-in): each painted
+dot becomes a point at its centre with its mean colour (the worker's ``oldphoto.stages.points_layer``)."""
 LABEL = "Restore Old Photo"
 
 
@@ -98,6 +101,66 @@ def read_source(doc, node, use_selection_as_mask: bool) -> Source:
                               "of this layer and run again.")
     bgra = _read_srgb8(doc, node, rect)
     return Source(node=node, rect=rect, rgb=pixels.bgra_to_rgb(bgra, w, h), alpha=pixels.alpha_u8(bgra), mask=mask)
+
+
+def find_points_layer(doc) -> object | None:
+    """The layer named "Colour points" (or "Color points"), top-level layers first, then inside groups."""
+    queue = list(doc.rootNode().childNodes())
+    while queue:
+        node = queue.pop(0)
+        if node.name() in POINTS_LAYER_NAMES:
+            return node
+        queue.extend(node.childNodes())
+    return None
+
+
+def read_points_layer(doc, source: Source) -> bytes:
+    """The "Colour points" layer over the source's rectangle as 8-bit sRGB ``R G B A`` (what the
+    worker reads its dots from); PluginError when it is missing, is the photo's layer, or has no dot there."""
+    layer = find_points_layer(doc)
+    if layer is None:
+        raise PluginError("'With colour points' needs a transparent paint layer named 'Colour points' on which "
+                          "you paint a small dot of each known colour where it belongs.")
+    if layer.uniqueId() == source.node.uniqueId():
+        raise PluginError("'With colour points' colours the photo's layer: select the photo's layer, not the "
+                          f"'{layer.name()}' layer.")
+    if layer.type() != "paintlayer" or layer.colorModel() not in pixels.MODELS \
+            or layer.colorDepth() not in pixels.DEPTH_BYTES:
+        raise PluginError(f"The '{layer.name()}' layer must be an RGB or greyscale paint layer with dots painted "
+                          "on it.")
+    bgra = _read_srgb8(doc, layer, source.rect)
+    if pixels.mask_is_empty(pixels.binary_mask(pixels.alpha_u8(bgra))):
+        raise PluginError(f"The '{layer.name()}' layer has no painted dot over the photo: paint small opaque dots "
+                          "of the known colours on it, over the photo's layer.")
+    return pixels.bgra_to_rgba(bgra)
+
+
+def read_reference_document(ref) -> tuple[bytes, int, int]:
+    """Another open document's whole image (its projection: what Krita shows) as 8-bit sRGB ``R G B``
+    and its size; a document in another colour space is converted by Krita on a clone (16-bit and
+    float through 32-bit float, as :func:`_hop_through_float` explains)."""
+    w, h = ref.width(), ref.height()
+    model, depth, profile = ref.colorModel(), ref.colorDepth(), ref.colorProfile()
+    if model not in pixels.MODELS or depth not in pixels.DEPTH_BYTES:
+        raise PluginError(f"The reference document is {model}/{depth}; use an RGB or greyscale one (Image > "
+                          "Convert Image Color Space).")
+    if pixels.is_network_format(model, depth, profile):
+        bgra = bytes(ref.pixelData(0, 0, w, h))
+    else:
+        copy = ref.clone()
+        try:
+            if depth != "F32":
+                copy.setColorSpace(model, "F32", profile)
+            copy.setColorSpace("RGBA", "U8", pixels.SRGB_PROFILE)
+            copy.waitForDone()
+            copy.refreshProjection()
+            copy.waitForDone()
+            bgra = bytes(copy.pixelData(0, 0, w, h))
+        finally:
+            copy.close()
+    if w <= 0 or h <= 0 or len(bgra) != w * h * 4:
+        raise PluginError("The reference document could not be read; save it as a file and choose the file.")
+    return pixels.bgra_to_rgb(bgra, w, h), w, h
 
 
 def _read_srgb8(doc, node, rect) -> bytes:

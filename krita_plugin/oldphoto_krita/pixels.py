@@ -49,6 +49,15 @@ def bgra_to_rgb(bgra: bytes, width: int, height: int) -> bytes:
     return bytes(out)
 
 
+def bgra_to_rgba(bgra: bytes) -> bytes:
+    """Krita's 8-bit ``B G R A`` to ``R G B A`` (a "Colour points" layer as the worker reads it)."""
+    _check(bgra, len(bgra) - len(bgra) % 4, "BGRA")
+    out = bytearray(bgra)
+    out[0::4] = bgra[2::4]
+    out[2::4] = bgra[0::4]
+    return bytes(out)
+
+
 def rgb_to_bgra(rgb: bytes, alpha: bytes, width: int, height: int) -> bytes:
     """The restored ``R G B`` with one alpha byte per pixel, in Krita's 8-bit ``B G R A``."""
     _check(rgb, width * height * 3, "RGB")
