@@ -161,6 +161,53 @@ def bad_layer_cases(app) -> dict:
     return out
 
 
+def guided_cases(app) -> dict:
+    """Colour guidance: another open document as the reference photo (8-bit, 16-bit, 16-bit grey: its
+    projection as 8-bit sRGB) and a "Colour points" layer read over the photo's area (8- and 16-bit)."""
+    from oldphoto_krita import layers, pixels
+
+    out: dict = {"reference": {}, "points": {}}
+    for model, depth in (("RGBA", "U8"), ("RGBA", "U16"), ("GRAYA", "U16")):
+        ref = app.createDocument(W, H, f"ref-{model}-{depth}", model, depth, "", 72.0)
+        node = ref.createNode("colour", "paintlayer")
+        ref.rootNode().addChildNode(node, None)
+        rgb, _alpha = pattern(W, H, model == "GRAYA")
+        fill_srgb8(node, (0, 0, W, H), rgb, b"\xff" * (W * H), model, depth, ref.colorProfile())
+        ref.refreshProjection()
+        ref.waitForDone()
+        got, w, h = layers.read_reference_document(ref)
+        out["reference"][f"{model}/{depth}"] = {"size": [w, h], "rgb_diff": max_diff(got, rgb)}
+        ref.close()
+    for depth in ("U8", "U16"):
+        doc = app.createDocument(W, H, f"points-{depth}", "RGBA", depth, "", 72.0)
+        photo = doc.createNode("photo", "paintlayer")
+        doc.rootNode().addChildNode(photo, None)
+        rgb, alpha = pattern(LAYER[2], LAYER[3], True)
+        fill_srgb8(photo, LAYER, rgb, alpha, "RGBA", depth, doc.colorProfile())
+        dots = doc.createNode("Colour points", "paintlayer")
+        doc.rootNode().addChildNode(dots, photo)
+        dot = pixels.rgb_to_bgra(bytes((200, 30, 60)) * 4, b"\xff" * 4, 2, 2)
+        far = pixels.rgb_to_bgra(bytes((0, 0, 255)) * 4, b"\xff" * 4, 2, 2)
+        dots.setColorSpace("RGBA", "U8", pixels.SRGB_PROFILE)
+        dots.setPixelData(dot, 7, 4, 2, 2)  # inside the photo: (2, 1) in its rectangle
+        dots.setPixelData(far, 0, 0, 2, 2)  # outside it
+        dots.setColorSpace("RGBA", depth, doc.colorProfile())
+        others = [d for d in app.documents() if d != doc]
+        case = {"others_exclude_doc": all(d != doc for d in others) and len(others) == len(app.documents()) - 1}
+        src = layers.read_source(doc, photo, False)
+        rgba = layers.read_points_layer(doc, src)
+        case["size"] = len(rgba)
+        case["painted"] = [i for i in range(LAYER[2] * LAYER[3]) if rgba[4 * i + 3]]
+        case["dot"] = list(rgba[4 * (1 * LAYER[2] + 2):][:4])
+        try:
+            layers.read_points_layer(doc, layers.read_source(doc, dots, False))
+        except layers.PluginError as exc:
+            case["selected"] = str(exc)
+        out["points"][depth] = case
+        doc.close()
+    return out
+
+
 def main(args) -> None:
     from krita import Krita
 
@@ -171,7 +218,7 @@ def main(args) -> None:
             report["spaces"][f"{model}/{depth}"] = space_case(app, model, depth)
         except Exception:
             report["errors"].append(f"{model}/{depth}: {traceback.format_exc()}")
-    for name, case in (("selection", selection_cases), ("bad", bad_layer_cases)):
+    for name, case in (("selection", selection_cases), ("bad", bad_layer_cases), ("guided", guided_cases)):
         try:
             report[name] = case(app)
         except Exception:

@@ -132,6 +132,23 @@ def test_bad_layers_get_a_message(cases):
     assert "is empty" in cases["bad"]["empty"]
 
 
+@pytest.mark.parametrize("space", ["RGBA/U8", "RGBA/U16", "GRAYA/U16"])
+def test_another_document_as_the_reference_photo(cases, space):
+    """Its whole image (the projection) as 8-bit sRGB, converted by Krita where it is not."""
+    c = cases["guided"]["reference"][space]
+    assert c["size"] == [24, 16] and c["rgb_diff"] == 0
+
+
+@pytest.mark.parametrize("depth", ["U8", "U16"])
+def test_colour_points_layer_over_the_photos_area(cases, depth):
+    c = cases["guided"]["points"][depth]
+    assert c["others_exclude_doc"], "the reference documents offered are the other open documents"
+    assert c["size"] == 12 * 8 * 4, "RGBA over the photo's rectangle"
+    assert c["painted"] == [1 * 12 + 2, 1 * 12 + 3, 2 * 12 + 2, 2 * 12 + 3], "only the dot inside the photo's area"
+    assert c["dot"] == [200, 30, 60, 255]
+    assert "select the photo's layer, not the 'Colour points' layer" in c["selected"]
+
+
 def _photo() -> np.ndarray:
     rng = np.random.default_rng(25)
     y, x = np.mgrid[0:H, 0:W]
