@@ -48,9 +48,9 @@ def _require_krita() -> None:
 
 
 @pytest.fixture(scope="session")
-def krita_profile(tmp_path_factory, seeded_weights_dir) -> dict:
+def krita_profile(tmp_path_factory, seeded_guided_weights_dir) -> dict:
     """A private Krita profile with the plug-in installed by its own command (stdio worker, seeded
-    weights) and the test driver enabled; shared by every Krita start of the session."""
+    weights, the colour models' too) and the test driver enabled; shared by every Krita start of the session."""
     _require_krita()
     base = tmp_path_factory.mktemp("krita")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "QT_", "XDG_"))}
@@ -60,7 +60,7 @@ def krita_profile(tmp_path_factory, seeded_weights_dir) -> dict:
                XDG_CACHE_HOME=str(base / "cache"), XDG_RUNTIME_DIR=str(base / "runtime"))
     pykrita = base / "data" / "krita" / "pykrita"
     r = subprocess.run([sys.executable, "-m", "oldphoto.cli", "krita", "install", "--pykrita-dir", str(pykrita),
-                        "--weights-dir", str(seeded_weights_dir), "--device", "cpu", "--transport", "stdio"],
+                        "--weights-dir", str(seeded_guided_weights_dir), "--device", "cpu", "--transport", "stdio"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "Python Plugin Manager" in r.stdout
@@ -156,16 +156,19 @@ def _photo() -> np.ndarray:
     return np.clip(base + rng.integers(-30, 30, (H, W, 3)), 0, 255).astype(np.uint8)
 
 
-def test_the_real_action_in_a_gui_krita(krita_profile, seeded_weights_dir, tmp_path):
+def test_the_real_action_in_a_gui_krita(krita_profile, seeded_weights_dir, seeded_guided_weights_dir, tmp_path):
     """Tools > Scripts > Restore Old Photo… on a PNG: the driver sets the dialog (scratches detected,
-    strength 0.8, faces off, Scratch mask layer) and presses OK; runs it again and presses Cancel in
-    the progress dialog; then runs it on a group layer."""
+    strength 0.8, faces off, Scratch mask layer) and presses OK; paints two dots on a "Colour points"
+    layer and runs it "With colour points"; runs it again and presses Cancel in the progress dialog;
+    then runs it on a group layer."""
     photo = _photo()
     Image.fromarray(photo).save(tmp_path / "photo.png")
     out = tmp_path / "out"
     out.mkdir()
     values = {"scratches": "auto", "faces": False, "strength": 0.8, "mask_layer": True}
-    job = {"input": str(tmp_path / "photo.png"), "out": str(out), "values": values}
+    dots = [[5, 6, [220, 40, 40]], [36, 28, [40, 90, 230]]]  # 3x3 dots, top-left corners
+    points = {"dots": dots, "values": {"scratches": "none", "faces": False, "mask_layer": False, "colorize": "points"}}
+    job = {"input": str(tmp_path / "photo.png"), "out": str(out), "values": values, "points": points}
     (tmp_path / "job.json").write_text(json.dumps(job))
     env = dict(krita_profile["env"], OLDPHOTO_KRITA_E2E=str(tmp_path / "job.json"))
     cmd = ["timeout", "300", "xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "krita", "--nosplash"]
@@ -195,6 +198,17 @@ def test_the_real_action_in_a_gui_krita(krita_profile, seeded_weights_dir, tmp_p
 
     used = resize_mask(np.asarray(want.mask, dtype=bool), (W, H))  # the mask at the photo's size, as the worker sends it
     assert np.array_equal(mask > 0, used), "the Scratch mask layer is the mask used"
+
+    # "With colour points": each dot is a point at its centre with its colour, as Restorer.restore takes them
+    assert report["points_layers"] == [report["photo"]["name"], "Restored", "Colour points", "Restored",
+                                       "Scratch mask"], "the new layer right above the photo's"
+    hints = [(x + 1, y + 1, "#{:02x}{:02x}{:02x}".format(*rgb)) for x, y, rgb in dots]
+    want_points = Restorer(device="cpu", weights_dir=seeded_guided_weights_dir).restore(
+        photo, faces=False, strength=0.8, colorize="points", hints=hints)  # the dialog kept strength 0.8
+    coloured = np.frombuffer((out / "points.bgra").read_bytes(), np.uint8).reshape(H, W, 4)[..., [2, 1, 0]]
+    assert_same_restoration(coloured, np.asarray(want_points.image.convert("RGB")))
+    spread = coloured.astype(int).max(axis=-1) - coloured.astype(int).min(axis=-1)
+    assert spread.mean() > 8, f"the layer is colour (mean channel spread {spread.mean():.1f})"
 
     cancel = report["cancel"]  # run again and cancelled from the progress dialog: nothing added, no message
     assert cancel["cancelled"] is True and cancel["error"] is None and cancel["added"] == []

@@ -6,7 +6,8 @@ a timer on Krita's GUI thread:
 
 1. opens the photo in a view, makes its layer active, saves its pixels;
 2. triggers the action ``oldphoto_restore``; when the plug-in's dialog is up, sets the widgets and
-   presses OK; waits for the "Restored" layer and for the progress dialog to go;
+   presses OK; waits for the "Restored" layer and for the progress dialog to go; with ``points`` in
+   the job, paints its dots on a "Colour points" layer and runs it again "With colour points";
 3. makes a group layer active and triggers the action again: records the message box's text;
 4. writes ``report.json`` (+ raw pixel files) and exits Krita.
 
@@ -143,6 +144,55 @@ class Driver:
                 f.write(bytes(nodes["Scratch mask"].pixelData(0, 0, w, h)))
         self.report["original_unchanged"] = bytes(self.photo.pixelData(0, 0, w, h)) == self.before
         self.doc.setActiveNode(self.photo)
+        self.goto("points_setup" if "points" in self.job else "trigger_cancel")
+
+    # 2a: "With colour points": dots painted on a "Colour points" layer ----------------------------
+    def step_points_setup(self):
+        self.dots = self.doc.createNode("Colour points", "paintlayer")
+        self.doc.rootNode().addChildNode(self.dots, self.photo)
+        self.dots.setColorSpace("RGBA", "U8", "sRGB-elle-V2-srgbtrc.icc")
+        for x, y, (r, g, b) in self.job["points"]["dots"]:
+            self.dots.setPixelData(bytes((b, g, r, 255)) * 9, x, y, 3, 3)
+        self.doc.refreshProjection()
+        self.doc.setActiveNode(self.photo)
+        self.known = {n.uniqueId() for n in self.doc.rootNode().childNodes()}
+        self.goto("points_trigger")
+
+    def step_points_trigger(self):
+        if self.doc.activeNode() is None or self.doc.activeNode().name() != self.photo.name():
+            self.doc.setActiveNode(self.photo)
+            return
+        self.goto("points_dialog")
+        self.trigger()
+
+    def step_points_dialog(self):
+        dialog = QApplication.activeModalWidget()
+        if dialog is None or dialog.objectName() != "oldphoto_restore_dialog":
+            return
+        for name, value in self.job["points"]["values"].items():
+            w = dialog.findChild(QComboBox, name) or dialog.findChild(QCheckBox, name)
+            if isinstance(w, QComboBox):
+                w.setCurrentIndex(w.findData(value))
+            else:
+                w.setChecked(bool(value))
+        self.goto("points_wait")
+        dialog.accept()
+
+    def step_points_wait(self):
+        modal = QApplication.activeModalWidget()
+        if modal is not None and modal.objectName() == "oldphoto_error":
+            raise RuntimeError(f"the plug-in reported an error in points mode: {modal.text()}")
+        runs = self.plugin_runs()
+        if not runs or not runs[-1].added:
+            return
+        (new,) = [n for n in self.doc.rootNode().childNodes() if n.uniqueId() not in self.known]
+        w, h = self.size
+        self.report["points_layers"] = [n.name() for n in self.doc.rootNode().childNodes()]
+        with open(os.path.join(self.out, "points.bgra"), "wb") as f:
+            f.write(bytes(new.pixelData(0, 0, w, h)))
+        new.remove()  # the document as it was before this step, for the cancel step
+        self.dots.remove()
+        self.doc.setActiveNode(self.photo)
         self.goto("trigger_cancel")
 
     # 2b: the same again, cancelled from the progress dialog -------------------------------------
@@ -157,6 +207,8 @@ class Driver:
         dialog = QApplication.activeModalWidget()
         if dialog is None or dialog.objectName() != "oldphoto_restore_dialog":
             return
+        colour = dialog.findChild(QComboBox, "colorize")  # the dialog remembers the last run's choice
+        colour.setCurrentIndex(colour.findData("none"))
         self.goto("cancel_progress")
         dialog.accept()
 
