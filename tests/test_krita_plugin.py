@@ -519,6 +519,23 @@ def test_missing_or_unusable_guidance_gets_a_message(tmp_path, values, setup, me
         controller.guidance(doc, src, p, [])
 
 
+@pytest.mark.parametrize("colorize", ["auto", "reference", "points"])
+def test_colour_into_a_greyscale_layer_or_image_is_refused(colorize, monkeypatch):
+    """The result layer takes the layer's colour space, and the canvas shows the image's."""
+    doc, photo, _ = doc_with_photo()
+    photo.space[0] = "GRAYA"
+    with pytest.raises(layers.PluginError, match="Colour needs RGB, and the layer 'photo' is greyscale"):
+        controller.prepare(doc, plan(colorize=colorize))
+    monkeypatch.setattr(layers, "read_source", lambda *a: "read")  # the fake cannot convert grey (a real Krita can)
+    assert controller.prepare(doc, plan(colorize="none")) == "read"
+    assert controller.prepare(doc, plan(colorize=colorize, output="detect-only")) == "read"
+    monkeypatch.undo()
+    photo.space[0] = "RGBA"
+    doc.colorModel = lambda: "GRAYA"
+    with pytest.raises(layers.PluginError, match="the image is greyscale: convert it first with Image > Convert"):
+        controller.prepare(doc, plan(colorize=colorize))
+
+
 def test_no_guidance_without_guided_colour_or_when_only_detecting(tmp_path):
     doc, _photo, _ = doc_with_photo()
     src = controller.prepare(doc, plan())

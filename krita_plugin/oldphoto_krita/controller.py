@@ -75,6 +75,8 @@ def worker_config(python: str = "", plugin_dir: str = PLUGIN_DIR) -> bridge.Work
 def prepare(doc, plan: Plan) -> layers.Source:
     """Read what the worker gets (the user's layer is only read)."""
     node = layers.paint_layer(doc)
+    if plan.options.colorize != "none" and plan.output != "detect-only":
+        layers.check_colour_fits(doc, node)
     use_mask = plan.options.scratches == "mask" and plan.output != "detect-only"
     return layers.read_source(doc, node, use_mask)
 

@@ -66,6 +66,16 @@ def check_layer(node) -> object:
     return node
 
 
+def check_colour_fits(doc, node) -> None:
+    """PluginError when colour cannot show: the result layer takes the layer's colour space and the
+    canvas shows the image's, so a greyscale layer or image would silently turn the colour grey again
+    (GIMP's plug-in converts the image to RGB; here the user does, undoably, in Krita)."""
+    if node.colorModel() != "RGBA" or doc.colorModel() != "RGBA":
+        what = f"the layer '{node.name()}'" if node.colorModel() != "RGBA" else "the image"
+        raise PluginError(f"Colour needs RGB, and {what} is greyscale: convert it first with Image > Convert "
+                          "Image Color Space (RGB/Alpha), or set Colour to 'No colour'.")
+
+
 def region(doc, node, selection, use_selection_as_mask: bool) -> tuple[int, int, int, int]:
     """The layer's pixels on the canvas; with a selection that is not the damage mask, only its bounds."""
     b = node.bounds()
