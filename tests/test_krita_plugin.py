@@ -691,6 +691,7 @@ guided = g.values()
 g.widgets["colorize"].setCurrentIndex([g.widgets["colorize"].itemData(i) for i in range(4)].index("points"))
 print(json.dumps({"binding": qt.BINDING, "values": d.values(), "widgets": sorted(d.widgets), "off": off, "on": on,
                   "guided": guided, "points_off": [w.isEnabled() for w in g.reference_row],
+                  "model_on": [d.widgets["colorize_model"].isEnabled(), g.widgets["colorize_model"].isEnabled()],
                   "documents": [g.reference_document.itemText(i) for i in range(g.reference_document.count())]}))
 """
     env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
@@ -708,6 +709,7 @@ print(json.dumps({"binding": qt.BINDING, "values": d.values(), "widgets": sorted
     assert p.options.mask_grow == 5 and p.output == "detect-only" and p.python == "/env/python"
     # the reference controls: enabled for 'From a reference photo' only; the other documents are offered
     assert out["off"] == [False] * 3 and out["on"] == [True] * 3 and out["points_off"] == [False] * 3
+    assert out["model_on"] == [True, False], "the DDColor model is not what colours from points"
     assert out["documents"] == ["The photo file below", "house.kra", "Untitled 2"]
     guided = out["guided"]
     assert (guided["colorize"], guided["reference_document"], guided["reference_file"]) == (

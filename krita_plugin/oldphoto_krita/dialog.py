@@ -135,10 +135,12 @@ class RestoreDialog(qt.QDialog):
         layout.addWidget(buttons)
 
     def _colour_changed(self, *_args) -> None:
-        """The reference controls are enabled only for 'From a reference photo'."""
-        on = self.widgets["colorize"].currentData() == "reference"
+        """The reference controls are enabled only for 'From a reference photo', the DDColor model
+        not for the guided modes (they use their own networks)."""
+        colorize = self.widgets["colorize"].currentData()
         for widget in self.reference_row:
-            widget.setEnabled(on)
+            widget.setEnabled(colorize == "reference")
+        self.widgets["colorize_model"].setEnabled(colorize not in ("reference", "points"))
 
     def _browse(self) -> None:
         path, _filter = qt.QFileDialog.getOpenFileName(self, "Reference photo", self.reference_file.text(),
