@@ -159,8 +159,7 @@ def read_reference_document(ref) -> tuple[bytes, int, int]:
     else:
         copy = ref.clone()
         try:
-            if depth != "F32":
-                copy.setColorSpace(model, "F32", profile)
+            _hop_through_float(copy)
             copy.setColorSpace("RGBA", "U8", pixels.SRGB_PROFILE)
             copy.waitForDone()
             copy.refreshProjection()
@@ -192,7 +191,8 @@ def _read_srgb8(doc, node, rect) -> bytes:
 
 
 def _hop_through_float(node) -> None:
-    """Convert ``node`` to 32-bit float in its own model and profile, before a conversion to 8-bit sRGB.
+    """Convert ``node`` (a layer, or a whole document: same calls) to 32-bit float in its own model and
+    profile, before a conversion to 8-bit sRGB.
 
     Why: Krita 5.1 converting 16-bit linear grey straight to or from 8-bit loses up to 10 levels in
     the shadows (measured: 4 -> 2); through float of the same profile the round trip is exact, and
